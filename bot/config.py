@@ -1,0 +1,262 @@
+"""Typed settings from a TOML file, with `GRIDBOT_<SECTION>_<KEY>` environment overrides.
+
+With no file the embedded demo settings apply (SQLite, in-process state, the demo org, plaintext mode).
+Every problem becomes one `ConfigError` line that names the key.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+DEMO_TOKEN = "gridbot-demo"
+DEMO_ORG = Path(__file__).resolve().parent.parent / "examples" / "org.demo.toml"
+SECRET_KEYS = frozenset({"app_secret", "secret", "token", "encoding_aes_key"})
+
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+class ConfigError(ValueError):
+    """A bad config file, value or missing secret; the message is one line naming the key."""
+
+
+def parse_duration(text: str, key: str = "duration") -> int:
+    """`90s`, `30m`, `2h`, `3d` → seconds."""
+    match = _DURATION.match(str(text))
+    if not match or int(match.group(1)) <= 0:
+        raise ConfigError(f"{key}: 时长应写作 90s、30m、2h 或 3d，收到 {text!r}")
+    return int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    public_url: str = ""
+
+
+@dataclass(frozen=True)
+class WeChatSettings:
+    token: str = ""
+    app_id: str = ""
+    app_secret: str = ""
+    encoding_aes_key: str = ""
+    api_base: str = "https://api.weixin.qq.com"
+
+    @property
+    def encrypted(self) -> bool:
+        return bool(self.encoding_aes_key)
+
+
+@dataclass(frozen=True)
+class WeComSettings:
+    corp_id: str = ""
+    agent_id: int = 0
+    secret: str = ""
+    token: str = ""
+    encoding_aes_key: str = ""
+    api_base: str = "https://qyapi.weixin.qq.com"
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.corp_id)
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    database_url: str = "sqlite+aiosqlite:///gridbot.db"
+    redis_url: str = ""
+
+
+@dataclass(frozen=True)
+class OrgSettings:
+    file: str = ""
+
+
+@dataclass(frozen=True)
+class NlpSettings:
+    rules: str = ""
+
+
+@dataclass(frozen=True)
+class SlaSettings:
+    """Time limits in seconds; `category` maps a category to its own overrides."""
+
+    accept: int = 2 * 3600
+    resolve: int = 7 * 86400
+    rate: int = 3 * 86400
+    urgent_accept: int = 30 * 60
+    urgent_resolve: int = 2 * 3600
+    category: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Settings:
+    server: ServerSettings = field(default_factory=ServerSettings)
+    wechat: WeChatSettings = field(default_factory=WeChatSettings)
+    wecom: WeComSettings = field(default_factory=WeComSettings)
+    storage: StorageSettings = field(default_factory=StorageSettings)
+    org: OrgSettings = field(default_factory=OrgSettings)
+    nlp: NlpSettings = field(default_factory=NlpSettings)
+    sla: SlaSettings = field(default_factory=SlaSettings)
+    demo: bool = False
+
+
+_SECTIONS: dict[str, type] = {
+    "server": ServerSettings,
+    "wechat": WeChatSettings,
+    "wecom": WeComSettings,
+    "storage": StorageSettings,
+    "org": OrgSettings,
+    "nlp": NlpSettings,
+    "sla": SlaSettings,
+}
+_DURATION_KEYS = frozenset({"accept", "resolve", "rate", "urgent_accept", "urgent_resolve"})
+
+
+def demo_settings() -> Settings:
+    """What `gridbot serve` runs with no config file: everything in one process, no servers."""
+    return Settings(
+        wechat=WeChatSettings(token=DEMO_TOKEN),
+        org=OrgSettings(file=str(DEMO_ORG)),
+        demo=True,
+    )
+
+
+def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
+    """Read `path` (None: ./config.toml when present, else the demo) and apply environment overrides."""
+    env = os.environ if env is None else env
+    if path is None and Path("config.toml").is_file():
+        path = "config.toml"
+    if path is None:
+        raw: dict[str, Any] = {}
+        base = demo_settings()
+    else:
+        raw = _read_toml(Path(path))
+        base = Settings()
+    settings = _build(raw, env, base)
+    _check(settings)
+    return settings
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"配置文件不存在: {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"配置文件 {path} 不是有效的 TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"无法读取配置文件 {path}: {exc.strerror}") from None
+
+
+def _build(raw: dict[str, Any], env: Mapping[str, str], base: Settings) -> Settings:
+    unknown = set(raw) - set(_SECTIONS)
+    if unknown:
+        raise ConfigError(f"未知的配置节 [{sorted(unknown)[0]}]")
+    sections: dict[str, Any] = {}
+    for name, cls in _SECTIONS.items():
+        table = raw.get(name, {})
+        if not isinstance(table, dict):
+            raise ConfigError(f"[{name}] 应是一个表 (table)")
+        sections[name] = _build_section(name, cls, getattr(base, name), table, env)
+    return replace(base, **sections)
+
+
+def _build_section(name: str, cls: type, current: Any, table: dict[str, Any], env: Mapping[str, str]) -> Any:
+    known = {f.name: f for f in fields(cls)}
+    values: dict[str, Any] = {}
+    for key, value in table.items():
+        if key not in known:
+            raise ConfigError(f"{name}.{key}: 未知的配置项")
+        values[key] = value
+    for key in known:
+        env_value = env.get(f"GRIDBOT_{name.upper()}_{key.upper()}")
+        if env_value is not None and key != "category":
+            values[key] = env_value
+    converted = {key: _convert(name, key, value, getattr(current, key)) for key, value in values.items()}
+    return replace(current, **converted)
+
+
+def _convert(section: str, key: str, value: Any, default: Any) -> Any:
+    full = f"{section}.{key}"
+    if section == "sla" and key == "category":
+        return _sla_categories(value)
+    if section == "sla" and key in _DURATION_KEYS:
+        return parse_duration(value, full)
+    if isinstance(default, bool):
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{full}: 应为 true 或 false，收到 {value!r}")
+    if isinstance(default, int):
+        try:
+            number = int(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{full}: 应为整数，收到 {value!r}") from None
+        if isinstance(value, bool) or number < 0:
+            raise ConfigError(f"{full}: 应为非负整数，收到 {value!r}")
+        return number
+    if not isinstance(value, str):
+        raise ConfigError(f"{full}: 应为字符串，收到 {value!r}")
+    return value
+
+
+def _sla_categories(value: Any) -> dict[str, dict[str, int]]:
+    if not isinstance(value, dict):
+        raise ConfigError('sla.category: 应为表，如 [sla.category."水电燃气"]')
+    result: dict[str, dict[str, int]] = {}
+    for category, limits in value.items():
+        if not isinstance(limits, dict):
+            raise ConfigError(f"sla.category.{category}: 应为表")
+        for key in limits:
+            if key not in _DURATION_KEYS:
+                raise ConfigError(f"sla.category.{category}.{key}: 未知的时限")
+        result[category] = {
+            key: parse_duration(v, f"sla.category.{category}.{key}") for key, v in limits.items()
+        }
+    return result
+
+
+def _check(settings: Settings) -> None:
+    """Cross-field rules: secrets present where the mode needs them, values in range."""
+    if not 0 < settings.server.port < 65536:
+        raise ConfigError(f"server.port: 端口应在 1–65535 之间，收到 {settings.server.port}")
+    if not settings.wechat.token:
+        raise ConfigError("wechat.token: 缺少令牌 (可用环境变量 GRIDBOT_WECHAT_TOKEN 提供)")
+    _check_aes_key("wechat.encoding_aes_key", settings.wechat.encoding_aes_key)
+    if settings.wechat.encrypted and not settings.wechat.app_id:
+        raise ConfigError("wechat.app_id: 安全模式 (encoding_aes_key 已设置) 需要 app_id")
+    if settings.wecom.enabled:
+        for key in ("token", "encoding_aes_key", "secret"):
+            if not getattr(settings.wecom, key):
+                raise ConfigError(
+                    f"wecom.{key}: 已设置 corp_id，缺少 {key} (可用环境变量 GRIDBOT_WECOM_{key.upper()})"
+                )
+        _check_aes_key("wecom.encoding_aes_key", settings.wecom.encoding_aes_key)
+    url = settings.storage.database_url
+    if not url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+        raise ConfigError("storage.database_url: 应以 sqlite+aiosqlite:// 或 postgresql+asyncpg:// 开头")
+    if settings.storage.redis_url and not settings.storage.redis_url.startswith(
+        ("redis://", "rediss://", "unix://")
+    ):
+        raise ConfigError("storage.redis_url: 应以 redis:// 或 rediss:// 开头，或留空使用进程内状态")
+
+
+def _check_aes_key(key: str, value: str) -> None:
+    if not value:
+        return
+    try:
+        valid = len(value) == 43 and len(base64.b64decode(value + "=", validate=True)) == 32
+    except (binascii.Error, ValueError):
+        valid = False
+    if not valid:
+        raise ConfigError(f"{key}: 应为 43 个字符的 EncodingAESKey")
