@@ -7,22 +7,21 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, event, text
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, event, inspect, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
-def create_engine(url: str, *, search_path: str | None = None, echo: bool = False) -> AsyncEngine:
-    """An async engine; `search_path` pins a PostgreSQL schema (tests use one schema per run)."""
+def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
+    """An async engine tuned for its backend."""
     connect_args: dict[str, Any] = {}
     options: dict[str, Any] = {"echo": echo, "pool_pre_ping": True}
     if url.startswith("sqlite"):
         connect_args["timeout"] = 30
     else:
         options.update(pool_size=10, max_overflow=10)
-        if search_path:
-            connect_args["server_settings"] = {"search_path": search_path}
     engine = create_async_engine(url, connect_args=connect_args, **options)
     if url.startswith("sqlite"):
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
@@ -60,12 +59,16 @@ def _upgrade(connection: Connection, revision: str) -> None:
     command.upgrade(config, revision)
 
 
+def head_revision() -> str | None:
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
 async def current_revision(engine: AsyncEngine) -> str | None:
     async with engine.connect() as connection:
-        try:
-            result = await connection.execute(text("SELECT version_num FROM alembic_version"))
-        except Exception:
+        has_table = await connection.run_sync(lambda sync: inspect(sync).has_table("alembic_version"))
+        if not has_table:
             return None
+        result = await connection.execute(text("SELECT version_num FROM alembic_version"))
         return result.scalar_one_or_none()
 
 

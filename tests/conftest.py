@@ -8,11 +8,24 @@ under CI (CI=true) an unreachable server is a failure, never a skip.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
+from pathlib import Path
 from urllib.parse import urlsplit
 
+import asyncpg
 import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bot.config import Settings, StorageSettings, demo_settings
+from storage.db import create_engine, upgrade
+from storage.models import Base
+from storage.state import MemoryState, RedisState, StateStore
 
 PG_URL = os.environ.get("GRIDBOT_TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("GRIDBOT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -51,3 +64,93 @@ def backend(request: pytest.FixtureRequest) -> str:
 def redis_url() -> str:
     require_servers()
     return REDIS_URL
+
+
+# --- databases ---------------------------------------------------------------------------------
+
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DEMO_ORG = Path(__file__).resolve().parents[1] / "examples" / "org.demo.toml"
+
+
+def _plain_dsn(url: str) -> str:
+    return url.replace("postgresql+asyncpg://", "postgresql://")
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """A PostgreSQL database of this test run's own, migrated once and dropped at the end."""
+    require_servers()
+    name = f"gridbot_test_{uuid.uuid4().hex[:10]}"
+    admin = _plain_dsn(PG_URL)
+
+    async def create() -> None:
+        conn = await asyncpg.connect(admin)
+        try:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+        engine = create_engine(url)
+        await upgrade(engine)
+        await engine.dispose()
+
+    async def drop() -> None:
+        conn = await asyncpg.connect(admin)
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+    url = PG_URL.rsplit("/", 1)[0] + "/" + name
+    asyncio.run(create())
+    yield url
+    asyncio.run(drop())
+
+
+async def truncate_all(engine: AsyncEngine) -> None:
+    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    async with engine.begin() as conn:
+        await conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture
+def database_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """An empty, migrated database for this test (SQLite file, or the run's PostgreSQL database emptied)."""
+    if backend == "embedded":
+        return f"sqlite+aiosqlite:///{tmp_path / 'gridbot.db'}"
+    return str(request.getfixturevalue("pg_url"))
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(database_url)
+    if database_url.startswith("sqlite"):
+        await upgrade(engine)
+    else:
+        await truncate_all(engine)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+async def state(backend: str) -> AsyncIterator[StateStore]:
+    """The state store of the backend: in-process, or Redis under a prefix of this test's own."""
+    if backend == "embedded":
+        yield MemoryState()
+        return
+    prefix = f"gridbot-test-{uuid.uuid4().hex}:"
+    store = RedisState.from_url(REDIS_URL, prefix=prefix)
+    yield store
+    keys = [key async for key in store.client.scan_iter(match=f"{prefix}*")]
+    if keys:
+        await store.client.delete(*keys)
+    await store.close()
+
+
+@pytest.fixture
+def settings(database_url: str, engine: AsyncEngine) -> Settings:
+    """Demo settings (plaintext, token gridbot-demo, the demo org) on this test's database."""
+    base = demo_settings()
+    return replace(
+        base, storage=StorageSettings(database_url=database_url), org=replace(base.org, file=str(DEMO_ORG))
+    )

@@ -1,0 +1,198 @@
+"""The `gridbot` command line (spec §1). Every failure is one line on stderr and a non-zero exit."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bot.app import StartupError, create_app
+from bot.config import ConfigError, Settings, load_settings
+from storage.db import create_engine, current_revision, head_revision, session_factory, upgrade
+from storage.models import Person, Place, Unit
+from storage.org import LEVEL_NAMES, ROLE_NAMES, OrgError, apply_org, load_org_file
+
+EXIT_ERROR = 2
+
+
+class CliError(RuntimeError):
+    pass
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "run"):
+        parser.print_help()
+        return EXIT_ERROR
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    try:
+        settings = load_settings(getattr(args, "config", None))
+        return int(args.run(settings, args) or 0)
+    except (ConfigError, OrgError, StartupError, CliError) as exc:
+        return _fail(str(exc))
+    except SQLAlchemyError as exc:
+        return _fail(f"数据库错误: {_first_line(exc)}")
+    except OSError as exc:
+        return _fail(f"无法连接或读写: {exc.strerror or _first_line(exc)}")
+    except KeyboardInterrupt:
+        return 130
+
+
+def _fail(message: str) -> int:
+    print(f"gridbot: {message}", file=sys.stderr)
+    return EXIT_ERROR
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc)
+    return text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    # SUPPRESS: a -c given before the subcommand must not be reset by the subcommand's own default.
+    common.add_argument(
+        "-c",
+        "--config",
+        default=argparse.SUPPRESS,
+        help="配置文件 (默认 ./config.toml，不存在时使用内置演示配置)",
+    )
+    parser = argparse.ArgumentParser(prog="gridbot", description="社区网格治理微信机器人", parents=[common])
+    commands = parser.add_subparsers(title="commands")
+
+    serve = commands.add_parser("serve", parents=[common], help="运行 webhook 服务")
+    serve.set_defaults(run=_serve)
+
+    db = commands.add_parser("db", parents=[common], help="数据库")
+    db_commands = db.add_subparsers(title="db commands")
+    db_upgrade = db_commands.add_parser("upgrade", parents=[common], help="执行数据库迁移")
+    db_upgrade.set_defaults(run=_async(_db_upgrade))
+
+    org = commands.add_parser("org", parents=[common], help="组织架构")
+    org_commands = org.add_subparsers(title="org commands")
+    org_import = org_commands.add_parser("import", parents=[common], help="导入组织文件 (可重复执行)")
+    org_import.add_argument("file")
+    org_import.set_defaults(run=_async(_org_import))
+    org_show = org_commands.add_parser("show", parents=[common], help="显示组织架构")
+    org_show.set_defaults(run=_async(_org_show))
+    return parser
+
+
+Command = Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, int | None]]
+
+
+def _async(command: Command) -> Callable[[Settings, argparse.Namespace], int | None]:
+    return lambda settings, args: asyncio.run(command(settings, args))
+
+
+def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    if settings.demo:
+        print(
+            "演示模式：SQLite ./gridbot.db，进程内状态，演示组织，明文模式令牌 gridbot-demo，"
+            f"地址 http://{settings.server.host}:{settings.server.port}/wechat"
+        )
+    web.run_app(create_app(settings), host=settings.server.host, port=settings.server.port, print=None)
+    return 0
+
+
+async def _ready_engine(settings: Settings) -> AsyncEngine:
+    """An engine on a schema at head: the embedded SQLite migrates itself, PostgreSQL must be upgraded."""
+    engine = create_engine(settings.storage.database_url)
+    if settings.storage.database_url.startswith("sqlite"):
+        await upgrade(engine)
+    elif await current_revision(engine) != head_revision():
+        await engine.dispose()
+        raise CliError("数据库结构不是最新版本，请先运行 gridbot db upgrade")
+    return engine
+
+
+async def _db_upgrade(settings: Settings, args: argparse.Namespace) -> int:
+    engine = create_engine(settings.storage.database_url)
+    try:
+        before = await current_revision(engine)
+        await upgrade(engine)
+        after = await current_revision(engine)
+    finally:
+        await engine.dispose()
+    print(f"数据库已是最新版本 {after}" if before == after else f"数据库已从 {before or '空'} 升级到 {after}")
+    return 0
+
+
+async def _org_import(settings: Settings, args: argparse.Namespace) -> int:
+    spec = load_org_file(args.file)  # validated whole before the database is touched
+    engine = await _ready_engine(settings)
+    try:
+        async with session_factory(engine)() as session, session.begin():
+            summary = await apply_org(session, spec)
+    finally:
+        await engine.dispose()
+    print(f"已导入 {args.file}: {summary}")
+    return 0
+
+
+async def _org_show(settings: Settings, args: argparse.Namespace) -> int:
+    engine = await _ready_engine(settings)
+    try:
+        async with session_factory(engine)() as session:
+            units = (await session.scalars(select(Unit).where(Unit.active.is_(True)).order_by(Unit.id))).all()
+            places = (
+                await session.scalars(select(Place).where(Place.active.is_(True)).order_by(Place.id))
+            ).all()
+            people = (
+                await session.scalars(select(Person).where(Person.active.is_(True)).order_by(Person.openid))
+            ).all()
+    finally:
+        await engine.dispose()
+    if not units:
+        print("尚未导入组织。请运行 gridbot org import FILE")
+        return 0
+    print(format_org(list(units), list(places), list(people)))
+    return 0
+
+
+def format_org(units: list[Unit], places: list[Place], people: list[Person]) -> str:
+    """The org as an indented tree: units with their branch, places (aliases) and people."""
+    children: dict[str | None, list[Unit]] = {}
+    for unit in units:
+        children.setdefault(unit.parent_id, []).append(unit)
+    places_of: dict[str, list[Place]] = {}
+    for place in places:
+        places_of.setdefault(place.unit_id, []).append(place)
+    people_of: dict[str, list[Person]] = {}
+    for person in people:
+        people_of.setdefault(person.unit_id, []).append(person)
+    known = {unit.id for unit in units}
+    lines: list[str] = []
+
+    def walk(unit: Unit, depth: int) -> None:
+        pad = "  " * depth
+        branch = f" · {unit.branch}" if unit.branch else ""
+        lines.append(f"{pad}{unit.name} [{unit.id}] ({LEVEL_NAMES.get(unit.level, unit.level)}){branch}")
+        for place in places_of.get(unit.id, []):
+            aliases = "、".join(a.alias for a in place.aliases)
+            lines.append(f"{pad}  地点: {place.name}" + (f" (又称 {aliases})" if aliases else ""))
+        for person in people_of.get(unit.id, []):
+            lines.append(
+                f"{pad}  {ROLE_NAMES.get(person.role, person.role)}: {person.name} ({person.openid})"
+            )
+        for child in children.get(unit.id, []):
+            walk(child, depth + 1)
+
+    for root in [u for u in units if u.parent_id is None or u.parent_id not in known]:
+        walk(root, 0)
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

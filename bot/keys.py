@@ -1,0 +1,23 @@
+"""Every typed key of the aiohttp application, in one module (never constructed inline)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from bot.config import Settings
+from bot.inbox import Inbox
+from bot.metrics import Metrics
+from bot.wechat import Channel
+from storage.state import StateStore
+
+SETTINGS = web.AppKey("settings", Settings)
+CLOCK = web.AppKey("clock", Callable[[], float])
+METRICS = web.AppKey("metrics", Metrics)
+ENGINE = web.AppKey("engine", AsyncEngine)
+SESSIONS = web.AppKey("sessions", async_sessionmaker[AsyncSession])
+STATE = web.AppKey("state", StateStore)
+WECHAT = web.AppKey("wechat", Channel)
+INBOX = web.AppKey("inbox", Inbox)
