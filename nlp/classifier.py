@@ -1,0 +1,299 @@
+"""Keyword classifier: a rules file (TOML) of weighted keywords per label, plus urgency cues.
+
+A message is normalised, segmented (private jieba tokenizer), and every keyword of the rules found in
+it adds its weight to its label's score (each distinct keyword once). Urgent cues add the ``[urgent]``
+boost to the urgent label. The best label wins if it reaches ``min_score``; otherwise the message gets
+the ``fallback`` label (其他). Confidence is the softmax of score / temperature (the fallback competing
+with half of ``min_score``), so it is low when nothing fits and when two labels are close.
+
+Hand-written rules (``nlp/rules/default.toml``) and learned ones (``nlp.train``) share the format.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from nlp import segment as _segment
+from nlp.matcher import KeywordMatcher
+from nlp.normalize import normalize
+from nlp.urgency import UrgencyDetector
+
+__all__ = [
+    "RESPONDERS",
+    "Classification",
+    "Classifier",
+    "Rule",
+    "RulesError",
+    "default_rules_path",
+    "load_rules_dict",
+    "validate_rules",
+]
+
+RESPONDERS = ("grid", "department", "community")
+_DURATION = re.compile(r"^\d+[smhd]$")
+_LABEL_KEYS = {"responder", "accept", "resolve", "bias", "keywords"}
+_SETTINGS_KEYS = {"fallback", "min_score", "temperature"}
+_URGENT_KEYS = {"label", "boost", "keywords", "negations", "negation_fillers", "ignore"}
+_TOP_KEYS = {"settings", "label", "urgent", "meta"}
+
+
+class RulesError(ValueError):
+    """A rules file that cannot be used; the message is one line naming the problem."""
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One label of the taxonomy."""
+
+    label: str
+    responder: str
+    accept: str | None
+    resolve: str | None
+    keywords: dict[str, float] = field(default_factory=dict, hash=False)
+    bias: float = 0.0
+
+
+@dataclass(frozen=True)
+class Classification:
+    """The result of classifying one message."""
+
+    label: str
+    confidence: float
+    urgent: bool
+    keywords: tuple[str, ...]  # keywords that voted for `label`, strongest first
+    urgent_keywords: tuple[str, ...]  # urgent cues found (after negation)
+    candidates: tuple[tuple[str, float], ...]  # top 3 labels with their probability, best first
+
+
+def default_rules_path() -> Path:
+    """Path of the built-in default rules file."""
+    return Path(str(resources.files("nlp").joinpath("rules", "default.toml")))
+
+
+def load_rules_dict(path: str | Path | None = None) -> dict[str, Any]:
+    """Parse a rules file into a validated dict (None → the built-in default)."""
+    if path is None:
+        raw = resources.files("nlp").joinpath("rules", "default.toml").read_text(encoding="utf-8")
+        where = "default rules"
+    else:
+        p = Path(path)
+        where = str(p)
+        try:
+            raw = p.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise RulesError(f"rules file not found: {p}") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise RulesError(f"cannot read rules file {p}: {exc}") from None
+    try:
+        data = tomllib.loads(raw)
+    except tomllib.TOMLDecodeError as exc:
+        raise RulesError(f"{where}: bad TOML: {exc}") from None
+    validate_rules(data, where)
+    return data
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _string_list(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) and v for v in value)
+
+
+def validate_rules(data: Mapping[str, Any], where: str = "rules") -> None:
+    """Raise `RulesError` (one line) unless `data` is a usable rules dict."""
+    unknown = set(data) - _TOP_KEYS
+    if unknown:
+        raise RulesError(f"{where}: unknown section {sorted(unknown)[0]!r}")
+    labels = data.get("label")
+    if not isinstance(labels, Mapping) or not labels:
+        raise RulesError(f'{where}: no [label."…"] tables')
+    for name, rule in labels.items():
+        ctx = f"{where}: label {name!r}"
+        if not name.strip():
+            raise RulesError(f"{where}: empty label name")
+        if not isinstance(rule, Mapping):
+            raise RulesError(f"{ctx} must be a table")
+        bad = set(rule) - _LABEL_KEYS
+        if bad:
+            raise RulesError(f"{ctx}: unknown key {sorted(bad)[0]!r}")
+        responder = rule.get("responder", "grid")
+        if responder not in RESPONDERS:
+            raise RulesError(f"{ctx}: responder must be one of {', '.join(RESPONDERS)}, not {responder!r}")
+        for key in ("accept", "resolve"):
+            value = rule.get(key)
+            if value is not None and (not isinstance(value, str) or not _DURATION.match(value)):
+                raise RulesError(f'{ctx}: {key} must be a duration like "30m", "24h" or "3d"')
+        if "bias" in rule and not _number(rule["bias"]):
+            raise RulesError(f"{ctx}: bias must be a number")
+        keywords = rule.get("keywords", {})
+        if not isinstance(keywords, Mapping):
+            raise RulesError(f'{ctx}: keywords must be a table of "word" = weight')
+        for word, weight in keywords.items():
+            if not word.strip():
+                raise RulesError(f"{ctx}: empty keyword")
+            if not _number(weight):
+                raise RulesError(f"{ctx}: weight of keyword {word!r} must be a number")
+    settings = data.get("settings", {})
+    if not isinstance(settings, Mapping):
+        raise RulesError(f"{where}: [settings] must be a table")
+    bad = set(settings) - _SETTINGS_KEYS
+    if bad:
+        raise RulesError(f"{where}: [settings] unknown key {sorted(bad)[0]!r}")
+    fallback = settings.get("fallback")
+    if fallback is not None and fallback not in labels:
+        raise RulesError(f"{where}: [settings] fallback {fallback!r} is not a label")
+    for key in ("min_score", "temperature"):
+        if key in settings and not _number(settings[key]):
+            raise RulesError(f"{where}: [settings] {key} must be a number")
+    if "temperature" in settings and settings["temperature"] <= 0:
+        raise RulesError(f"{where}: [settings] temperature must be positive")
+    urgent = data.get("urgent", {})
+    if not isinstance(urgent, Mapping):
+        raise RulesError(f"{where}: [urgent] must be a table")
+    bad = set(urgent) - _URGENT_KEYS
+    if bad:
+        raise RulesError(f"{where}: [urgent] unknown key {sorted(bad)[0]!r}")
+    for key in ("keywords", "negations", "negation_fillers", "ignore"):
+        if key in urgent and not _string_list(urgent[key]):
+            raise RulesError(f"{where}: [urgent] {key} must be a list of non-empty strings")
+    if "label" in urgent and urgent["label"] not in labels:
+        raise RulesError(f"{where}: [urgent] label {urgent['label']!r} is not a label")
+    if "boost" in urgent and not _number(urgent["boost"]):
+        raise RulesError(f"{where}: [urgent] boost must be a number")
+
+
+class Classifier:
+    """Classifies messages with a rules dict; cheap to call from many coroutines (no I/O, no awaits)."""
+
+    def __init__(self, rules: Mapping[str, Any]) -> None:
+        validate_rules(rules)
+        self._data = rules
+        label_tables: Mapping[str, Any] = rules["label"]
+        self._rules: dict[str, Rule] = {}
+        for name, table in label_tables.items():
+            self._rules[name] = Rule(
+                label=name,
+                responder=table.get("responder", "grid"),
+                accept=table.get("accept"),
+                resolve=table.get("resolve"),
+                keywords={str(k): float(v) for k, v in table.get("keywords", {}).items()},
+                bias=float(table.get("bias", 0.0)),
+            )
+        self._labels = tuple(self._rules)
+        index = {name: i for i, name in enumerate(self._labels)}
+        settings = rules.get("settings", {})
+        self._fallback: int | None = index.get(settings.get("fallback", ""))
+        min_score = settings.get("min_score")
+        self._min_score: float | None = float(min_score) if min_score is not None else None
+        self._temperature = float(settings.get("temperature", 1.0))
+        self._bias = [self._rules[name].bias for name in self._labels]
+        votes: dict[str, list[tuple[int, float]]] = {}
+        self._weights: list[dict[str, float]] = [{} for _ in self._labels]
+        for name, rule in self._rules.items():
+            for word, weight in rule.keywords.items():
+                if weight:
+                    norm = normalize(word).lower()
+                    votes.setdefault(norm, []).append((index[name], weight))
+                    self._weights[index[name]][norm] = weight
+        self._votes = {word: tuple(v) for word, v in votes.items()}
+        self._matcher = KeywordMatcher(self._votes)
+        urgent = rules.get("urgent", {})
+        self._urgency = UrgencyDetector.from_section(
+            {k: [normalize(w).lower() for w in v] if isinstance(v, list) else v for k, v in urgent.items()}
+        )
+        self._urgent_label: int | None = index.get(urgent.get("label", ""))
+        self._urgent_boost = float(urgent.get("boost", 0.0))
+
+    @classmethod
+    def load(cls, path: str | Path | None = None) -> Classifier:
+        """Load a rules file (None → built-in default rules); raises `RulesError` on a bad file."""
+        return cls(load_rules_dict(path))
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self._labels
+
+    @property
+    def rules(self) -> dict[str, Any]:
+        """The rules dict this classifier was built from (do not mutate)."""
+        return dict(self._data)
+
+    @property
+    def fallback(self) -> str | None:
+        return None if self._fallback is None else self._labels[self._fallback]
+
+    @property
+    def urgency(self) -> UrgencyDetector:
+        return self._urgency
+
+    def rule(self, label: str) -> Rule:
+        """The rule of `label`; KeyError if the taxonomy has no such label."""
+        try:
+            return self._rules[label]
+        except KeyError:
+            raise KeyError(f"unknown label {label!r}") from None
+
+    def add_words(self, words: Iterable[str]) -> None:
+        """Keep these words (place names, aliases) as single tokens when segmenting."""
+        _segment.add_words(normalize(w) for w in words)
+
+    def warm_up(self) -> None:
+        """Load the segmenter now rather than on the first message."""
+        _segment.tokenizer()
+
+    def matched_keywords(self, text: str) -> list[str]:
+        """Distinct rule keywords found in already-normalised `text` (used by training)."""
+        found = self._matcher.find(text, _segment.segment(text))
+        return list(dict.fromkeys(kw for kw, _ in found))
+
+    def scores(self, text: str) -> tuple[list[float], dict[int, list[str]], tuple[str, ...]]:
+        """Raw per-label scores, the keywords voting for each label, and the urgent cues."""
+        norm = normalize(text).lower()
+        scores = list(self._bias)
+        voters: dict[int, list[str]] = {}
+        for word in self.matched_keywords(norm):
+            for idx, weight in self._votes[word]:
+                scores[idx] += weight
+                voters.setdefault(idx, []).append(word)
+        cues = self._urgency.detect(norm)
+        if cues and self._urgent_label is not None:
+            scores[self._urgent_label] += self._urgent_boost
+        return scores, voters, cues
+
+    def classify(self, text: str) -> Classification:
+        """Classify one message (any form: it is normalised here)."""
+        scores, voters, cues = self.scores(text)
+        effective = list(scores)
+        best = max(range(len(scores)), key=scores.__getitem__)
+        fb = self._fallback
+        if fb is not None and self._min_score is not None:
+            # Nothing reached min_score → the fallback. In the softmax the fallback competes with
+            # half of min_score: low confidence when nothing fits, a "did you mean" list of real labels.
+            if best == fb or scores[best] < self._min_score:
+                best = fb
+            effective[fb] = max(scores[fb], self._min_score / 2)
+        t = self._temperature
+        top = max(effective)
+        exps = [math.exp((s - top) / t) for s in effective]
+        total = sum(exps)
+        probs = [e / total for e in exps]
+        order = sorted(range(len(probs)), key=lambda i: (-probs[i], i))
+        candidates = tuple((self._labels[i], round(probs[i], 4)) for i in order[:3])
+        weights = self._weights[best]
+        keywords = tuple(sorted(voters.get(best, ()), key=lambda w: (-weights.get(w, 0.0), w)))
+        return Classification(
+            label=self._labels[best],
+            confidence=round(probs[best], 4),
+            urgent=bool(cues),
+            keywords=keywords,
+            urgent_keywords=cues,
+            candidates=candidates,
+        )

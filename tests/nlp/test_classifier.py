@@ -1,0 +1,269 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from nlp.classifier import Classification, Classifier, Rule, RulesError
+
+LABELS = (
+    "环境卫生", "物业服务", "设施维修", "停车交通", "噪音扰民", "治安安全", "消防应急",
+    "违章搭建", "邻里纠纷", "养老助残", "政策咨询", "水电燃气", "绿化园林", "其他",
+)  # fmt: skip
+
+# Messages written for these tests (not taken from the dev data), one table row per case.
+CASES = [
+    ("垃圾站旁边堆了好多天的垃圾，臭气熏天", "环境卫生"),
+    ("单元门口有一滩呕吐物没人清理", "环境卫生"),
+    ("河道里漂着很多塑料袋和死鱼", "环境卫生"),
+    ("小区里到处是小广告，贴满了电线杆", "环境卫生"),
+    ("楼下的化粪池满了往外冒", "环境卫生"),
+    ("物业公司不给开发票", "物业服务"),
+    ("物业经理态度很差，还骂业主", "物业服务"),
+    ("业委会选举不公开，要求公示账目", "物业服务"),
+    ("单元门的锁坏了关不上", "设施维修"),
+    ("楼梯扶手断了，老人上下楼不安全", "设施维修"),
+    ("小区路灯晚上不亮已经一周", "设施维修"),
+    ("下水道堵了，污水漫到路面", "设施维修"),
+    ("电梯经常卡住，按钮失灵", "设施维修"),
+    ("小区门口天天有人乱停车，堵住出口", "停车交通"),
+    ("外卖电瓶车在人行道上横冲直撞", "停车交通"),
+    ("路口没有斑马线，过马路太危险", "停车交通"),
+    ("有人用地锁占公共车位", "停车交通"),
+    ("隔壁KTV每天晚上唱到一两点", "噪音扰民"),
+    ("楼上小孩天天跑跳，咚咚响", "噪音扰民"),
+    ("工地半夜还在施工，吵得睡不着", "噪音扰民"),
+    ("楼下的狗整晚叫个不停", "噪音扰民"),
+    ("小区里有人偷快递", "治安安全"),
+    ("有个男的在小区门口尾随女生", "治安安全"),
+    ("晚上有一群人在巷子里打架", "治安安全"),
+    ("我家门锁被撬了，家里被翻过", "治安安全"),
+    ("三楼阳台冒出大火，快来人", "消防应急"),
+    ("楼道里有人飞线给电瓶车充电", "消防应急"),
+    ("消防栓里面是空的，没有水", "消防应急"),
+    ("电梯里困了两个人出不来", "消防应急"),
+    ("电动车在楼道里充电起火了", "消防应急"),
+    ("楼下住户把花园围起来建了个小屋", "违章搭建"),
+    ("对面楼顶搭了一个铁皮房", "违章搭建"),
+    ("一楼商户私自打通承重墙开店", "违章搭建"),
+    ("有人在小区空地上搭了个棚子养鸡", "违章搭建"),
+    ("楼上装修把我家墙弄裂了，不愿意赔偿", "邻里纠纷"),
+    ("隔壁邻居占了我家门口的位置放杂物，说了不听", "邻里纠纷"),
+    ("和邻居因为漏水的事闹矛盾", "邻里纠纷"),
+    ("楼下邻居在公共走道晾衣服挡路，和他说了还骂人", "邻里纠纷"),
+    ("我爸瘫痪在床，想申请护理补贴", "养老助残"),
+    ("社区有没有老年活动中心", "养老助残"),
+    ("盲人过马路没有盲道", "养老助残"),
+    ("家里老人有老年痴呆，经常走失", "养老助残"),
+    ("办理结婚证需要什么材料", "政策咨询"),
+    ("请问退休手续在哪里办", "政策咨询"),
+    ("孩子的疫苗在哪里打", "政策咨询"),
+    ("公租房怎么申请", "政策咨询"),
+    ("家里突然没电了，别家都有电", "水电燃气"),
+    ("水龙头流出来的水有异味", "水电燃气"),
+    ("燃气灶打不着火，是不是停气了", "水电燃气"),
+    ("冬天暖气不够热，室温只有十五度", "水电燃气"),
+    ("小区的草坪被人踩秃了", "绿化园林"),
+    ("树上有马蜂窝，小孩经过很危险", "绿化园林"),
+    ("路边的树枯死了好几棵", "绿化园林"),
+    ("绿化带里的灌木长到人行道上", "绿化园林"),
+    ("谢谢你们的帮助", "其他"),
+    ("你好", "其他"),
+    ("这个公众号是做什么的", "其他"),
+    ("小区垃圾分类点没人管，湿垃圾和干垃圾混在一起", "环境卫生"),
+    ("后巷有人随地大小便，臭得不行", "环境卫生"),
+    ("楼道墙上被人喷了很多开锁电话", "环境卫生"),
+    ("街边早餐店把泔水倒进下水道", "环境卫生"),
+    ("物业费收了却不提供服务，要求退费", "物业服务"),
+    ("小区门口的保安对业主态度恶劣", "物业服务"),
+    ("物业私自把停车费从150涨到300", "物业服务"),
+    ("小区儿童滑梯断了一块板子", "设施维修"),
+    ("楼顶的水箱漏水，墙面都是水渍", "设施维修"),
+    ("马路上的窨井盖不见了", "设施维修"),
+    ("货车每天在小区里穿行，孩子很不安全", "停车交通"),
+    ("小区停车位太少，晚上回来没地方停", "停车交通"),
+    ("公交车改线以后我们这里没有车了", "停车交通"),
+    ("隔壁商铺门口的音箱天天放歌", "噪音扰民"),
+    ("凌晨三点还有人在楼下大声喧哗", "噪音扰民"),
+    ("附近工厂机器轰鸣，晚上都睡不了觉", "噪音扰民"),
+    ("楼下有人卖假药骗老人", "治安安全"),
+    ("有人冒充燃气公司上门收费", "治安安全"),
+    ("车窗被人砸了，东西被拿走了", "治安安全"),
+    ("楼道里的灭火器都过期了", "消防应急"),
+    ("隔壁房子冒出好多烟，好像着火了", "消防应急"),
+    ("有人在楼梯间堆放易燃物品", "消防应急"),
+    ("邻居在公共楼道里砌了一道墙，把过道据为己有", "违章搭建"),
+    ("小区里有人搭建彩钢房", "违章搭建"),
+    ("二楼在外墙上私自加装了一个大铁笼", "违章搭建"),
+    ("邻居家漏水到我家，找他不理", "邻里纠纷"),
+    ("对门邻居在门口装摄像头对着我家门", "邻里纠纷"),
+    ("我奶奶八十多岁了，想找人上门陪护", "养老助残"),
+    ("社区能不能帮残疾人申请轮椅", "养老助残"),
+    ("孤寡老人冬天家里没有取暖设备", "养老助残"),
+    ("请问小孩办医保需要什么资料", "政策咨询"),
+    ("新冠疫苗第三针在哪里接种", "政策咨询"),
+    ("想了解一下创业补贴政策", "政策咨询"),
+    ("今天整个小区都停电了，什么时候来电", "水电燃气"),
+    ("家里的电压不稳，灯一闪一闪的", "水电燃气"),
+    ("天然气开通要怎么预约", "水电燃气"),
+    ("小区的樟树长虫了，叶子都被吃光了", "绿化园林"),
+    ("台风把绿化带的小树吹歪了", "绿化园林"),
+    ("请安排人来修剪一下楼前的树", "绿化园林"),
+]
+
+
+@pytest.mark.parametrize(("text", "label"), CASES)
+def test_label_table(classifier: Classifier, text: str, label: str) -> None:
+    result = classifier.classify(text)
+    assert result.label == label, result
+
+
+def test_every_label_has_cases() -> None:
+    assert {label for _, label in CASES} == set(LABELS)
+
+
+def test_taxonomy_and_responders(classifier: Classifier) -> None:
+    assert classifier.labels == LABELS
+    assert classifier.rule("物业服务").responder == "department"
+    assert classifier.rule("违章搭建").responder == "community"
+    assert classifier.rule("邻里纠纷").responder == "community"
+    others = set(LABELS) - {"物业服务", "违章搭建", "邻里纠纷"}
+    assert {classifier.rule(label).responder for label in others} == {"grid"}
+    assert classifier.rule("水电燃气").resolve == "24h"
+    assert isinstance(classifier.rule("环境卫生"), Rule)
+    assert classifier.rule("环境卫生").keywords["垃圾"] > 0
+    with pytest.raises(KeyError):
+        classifier.rule("不存在")
+
+
+@pytest.mark.parametrize(
+    ("text", "label"),
+    [
+        ("樓道裡垃圾很多", "环境卫生"),
+        ("電梯壞了三天沒人修", "设施维修"),
+        ("隔壁裝修噪音太大", "噪音扰民"),
+        ("樓道著火了", "消防应急"),
+    ],
+)
+def test_traditional_characters(classifier: Classifier, text: str, label: str) -> None:
+    assert classifier.classify(text).label == label
+
+
+@pytest.mark.parametrize(
+    ("text", "label"),
+    [
+        ("垃圾😡😡😡没人清运！！！！", "环境卫生"),
+        ("ＫＴＶ天天唱到半夜", "噪音扰民"),
+        ("楼 道 里 的 垃 圾 没 人 清 运", "环境卫生"),
+        ("家里停水了麻烦看看吧急急急", "水电燃气"),
+        ("小区门口乱停车堵住了路没人管", "停车交通"),
+    ],
+)
+def test_noisy_input(classifier: Classifier, text: str, label: str) -> None:
+    assert classifier.classify(text).label == label
+
+
+def test_word_boundaries_prevent_false_keywords(classifier: Classifier) -> None:
+    # 停电 must not be found in 停电动车 (停 / 电动车)
+    result = classifier.classify("有人在楼道里停电动车")
+    assert "停电" not in result.keywords
+    assert result.label != "水电燃气"
+
+
+def test_nothing_fits_is_other_with_low_confidence(classifier: Classifier) -> None:
+    result = classifier.classify("你好，在吗")
+    assert result.label == "其他"
+    assert result.confidence < 0.5
+    assert result.keywords == ()
+    assert classifier.classify("").label == "其他"
+
+
+def test_classification_fields(classifier: Classifier) -> None:
+    result = classifier.classify("小区垃圾桶满了没人清运，臭味很大")
+    assert isinstance(result, Classification)
+    assert result.label == "环境卫生"
+    assert 0.5 < result.confidence <= 1.0
+    assert {"垃圾桶", "清运"} <= set(result.keywords)
+    assert result.urgent is False
+    assert result.urgent_keywords == ()
+    assert len(result.candidates) == 3
+    assert result.candidates[0] == (result.label, result.confidence)
+    scores = [score for _, score in result.candidates]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_urgent_message_is_flagged_and_leans_to_emergency(classifier: Classifier) -> None:
+    result = classifier.classify("救命！3楼着火了，楼道全是烟")
+    assert result.urgent
+    assert result.label == "消防应急"
+    assert "着火" in result.urgent_keywords
+
+
+def test_close_call_offers_candidates(classifier: Classifier) -> None:
+    result = classifier.classify("楼上邻居装修太吵了")
+    labels = [label for label, _ in result.candidates]
+    assert {"噪音扰民", "邻里纠纷"} <= set(labels)
+
+
+def test_add_words_keeps_place_names_whole(classifier: Classifier) -> None:
+    from nlp.segment import segment
+
+    classifier.add_words(["筱塘新村"])
+    assert "筱塘新村" in segment("筱塘新村的路灯坏了")
+    assert classifier.classify("筱塘新村的路灯坏了").label == "设施维修"
+
+
+def test_load_custom_rules(tmp_path: Path) -> None:
+    path = tmp_path / "r.toml"
+    path.write_text(
+        """
+[settings]
+fallback = "其他"
+min_score = 1.0
+
+[label."宠物"]
+responder = "grid"
+accept = "2h"
+keywords = { "狗" = 2.0, "猫" = 2.0 }
+
+[label."其他"]
+keywords = {}
+""",
+        encoding="utf-8",
+    )
+    clf = Classifier.load(path)
+    assert clf.labels == ("宠物", "其他")
+    assert clf.rule("宠物").accept == "2h"
+    assert clf.classify("楼下的猫半夜叫").label == "宠物"
+    assert clf.classify("今天天气不错").label == "其他"
+    assert clf.classify("着火了").urgent is False  # no [urgent] section, no cues
+
+
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [
+        ("label = [", "bad TOML"),
+        ('[settings]\nfallback = "其他"\n', "no [label"),
+        ('[label."a"]\nresponder = "police"\n', "responder"),
+        ('[label."a"]\nkeywords = { "x" = "heavy" }\n', "weight of keyword 'x'"),
+        ('[label."a"]\nresolve = "soon"\n', "resolve must be a duration"),
+        ('[label."a"]\nkeyword = { "x" = 1 }\n', "unknown key 'keyword'"),
+        ('[label."a"]\n[settings]\nfallback = "其他"\n', "fallback '其他' is not a label"),
+        ('[label."a"]\n[urgent]\nkeywords = "fire"\n', "[urgent] keywords"),
+        ('[label."a"]\n[extra]\n', "unknown section 'extra'"),
+    ],
+)
+def test_bad_rules_file_raises_one_line(tmp_path: Path, content: str, fragment: str) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(RulesError) as info:
+        Classifier.load(path)
+    message = str(info.value)
+    assert fragment in message
+    assert "\n" not in message
+    assert isinstance(info.value, ValueError)
+
+
+def test_missing_rules_file(tmp_path: Path) -> None:
+    with pytest.raises(RulesError, match="not found"):
+        Classifier.load(tmp_path / "nope.toml")

@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+import pytest
+
+from nlp.urgency import UrgencyDetector, detect_urgency
+
+URGENT = [
+    "楼道着火了",
+    "家里煤气泄漏",
+    "闻到一股很浓的燃气味",
+    "樓道著火了",
+    "电梯里困了两个人出不来",
+    "地下室被淹了，水还在涨",
+    "我家老人摔倒了起不来",
+    "快来人啊，有人晕倒了",
+    "电动车充电冒烟了",
+    "水管爆了，家里淹了",
+    "有人触电了",
+    "隔壁在吵架还持刀",
+    "电梯坏了没人修，被困了半小时",  # 没 negates 人, not 被困
+    "着火了！！！🔥🔥",
+]
+NOT_URGENT = [
+    "没有着火",
+    "并没有人被困",
+    "无人员被困，已经处理好了",
+    "不是煤气味，是油漆味",
+    "担心会着火",
+    "楼道堆杂物有火灾隐患",
+    "燃气灶打不着火",
+    "地很滑，老人容易摔倒",
+    "下周小区消防演练",
+    "困了想睡觉",
+    "垃圾桶满了",
+    "",
+]
+
+
+@pytest.mark.parametrize("text", URGENT)
+def test_urgent(text: str) -> None:
+    assert detect_urgency(text), text
+
+
+@pytest.mark.parametrize("text", NOT_URGENT)
+def test_not_urgent(text: str) -> None:
+    assert detect_urgency(text) == (), text
+
+
+def test_cues_are_reported_distinct_in_order() -> None:
+    assert detect_urgency("着火了，着火了，有人被困") == ("着火", "被困")
+
+
+def test_negation_applies_only_to_the_negated_cue() -> None:
+    assert detect_urgency("没有着火，但是有人被困") == ("被困",)
+
+
+def test_custom_detector() -> None:
+    det = UrgencyDetector(keywords=("fire",), negations=("no",), fillers=(" ",))
+    assert det.detect("fire!") == ("fire",)
+    assert det.detect("no fire") == ()
+    assert det.detect("nofire") == ()
