@@ -36,7 +36,9 @@ def test_no_file_means_the_embedded_demo(tmp_path: Path, monkeypatch: pytest.Mon
     assert Path(settings.org.file).name == "org.demo.toml" and Path(settings.org.file).is_file()
 
 
-def test_config_toml_in_the_working_directory_is_the_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_config_toml_in_the_working_directory_is_the_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     write(tmp_path, '[wechat]\ntoken = "from-cwd"\n')
     monkeypatch.chdir(tmp_path)
     assert load_settings(None, env={}).wechat.token == "from-cwd"
@@ -69,14 +71,20 @@ def test_environment_overrides_the_file(tmp_path: Path) -> None:
         ('[wechat]\ntoken = "t"\n[sla]\naccept = "2 hours"\n', {}, "sla.accept"),
         ('[wechat]\ntoken = "t"\n[sla.category."水电燃气"]\nfix = "1d"\n', {}, "sla.category.水电燃气.fix"),
         ("[server]\nport = 8080\n", {}, "wechat.token"),
-        ('[wechat]\ntoken = "t"\nencoding_aes_key = "short"\napp_id = "wx1"\n', {}, "wechat.encoding_aes_key"),
+        (
+            '[wechat]\ntoken = "t"\nencoding_aes_key = "short"\napp_id = "wx1"\n',
+            {},
+            "wechat.encoding_aes_key",
+        ),
         (f'[wechat]\ntoken = "t"\nencoding_aes_key = "{AES_KEY}"\n', {}, "wechat.app_id"),
         ('[wechat]\ntoken = "t"\n[wecom]\ncorp_id = "ww1"\n', {}, "wecom.token"),
         ('[wechat]\ntoken = "t"\n[storage]\ndatabase_url = "mysql://x"\n', {}, "storage.database_url"),
         ('[wechat]\ntoken = "t"\n[storage]\nredis_url = "localhost:6379"\n', {}, "storage.redis_url"),
     ],
 )
-def test_bad_input_is_one_line_naming_the_key(tmp_path: Path, text: str, env: dict[str, str], names: str) -> None:
+def test_bad_input_is_one_line_naming_the_key(
+    tmp_path: Path, text: str, env: dict[str, str], names: str
+) -> None:
     with pytest.raises(ConfigError) as error:
         load_settings(write(tmp_path, text), env=env)
     message = str(error.value)
@@ -91,11 +99,15 @@ def test_missing_file_is_an_error(tmp_path: Path) -> None:
 
 def test_secret_from_the_environment_completes_a_safe_mode_config(tmp_path: Path) -> None:
     path = write(tmp_path, '[wechat]\napp_id = "wx1"\n')
-    settings = load_settings(path, env={"GRIDBOT_WECHAT_TOKEN": "t", "GRIDBOT_WECHAT_ENCODING_AES_KEY": AES_KEY})
+    settings = load_settings(
+        path, env={"GRIDBOT_WECHAT_TOKEN": "t", "GRIDBOT_WECHAT_ENCODING_AES_KEY": AES_KEY}
+    )
     assert settings.wechat.encrypted and settings.wechat.encoding_aes_key == AES_KEY
 
 
-@pytest.mark.parametrize(("text", "seconds"), [("90s", 90), ("30m", 1800), ("2h", 7200), ("3d", 259200), (" 1h ", 3600)])
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("90s", 90), ("30m", 1800), ("2h", 7200), ("3d", 259200), (" 1h ", 3600)]
+)
 def test_durations(text: str, seconds: int) -> None:
     assert parse_duration(text) == seconds
 
