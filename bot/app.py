@@ -3,25 +3,39 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 
+import aiohttp
 from aiohttp import web
 
 from bot import keys
 from bot import web as views
-from bot.config import Settings
+from bot.config import Settings, SlaSettings, parse_duration
 from bot.dispatcher import Dispatcher
+from bot.fake_wechat import create_fake_wechat_app
 from bot.inbox import Inbox
 from bot.metrics import Metrics
+from bot.outbox import OutboxWorker, WeChatSender
 from bot.wechat import MAX_BODY, Channel
+from bot.wechat_api import WeChatAPI
+from handlers.context import Services
+from handlers.directory import Directory
+from handlers.workflow import Limits
+from nlp.classifier import Classifier
 from storage.db import create_engine, current_revision, head_revision, session_factory, upgrade
 from storage.org import apply_org, load_org_file
 from storage.state import StateStore, open_state
 
 log = logging.getLogger(__name__)
+
+DEMO_APP_ID = "wxdemo0000000000"
+DEMO_APP_SECRET = "demo-app-secret"
+FAKE_PREFIX = "/fake-wechat"
 
 
 class StartupError(RuntimeError):
@@ -35,6 +49,8 @@ def create_app(
     state: StateStore | None = None,
 ) -> web.Application:
     """The whole server. `clock` and `state` are injectable for tests (a fixed clock, a prefixed Redis)."""
+    if settings.demo:
+        settings = _demo_wechat(settings)
     app = web.Application(client_max_size=MAX_BODY)
     app[keys.SETTINGS] = settings
     app[keys.CLOCK] = clock
@@ -48,13 +64,24 @@ def create_app(
     )
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_state(state))
-    app.cleanup_ctx.append(_organisation)
+    app.cleanup_ctx.append(_services)
+    app.cleanup_ctx.append(_outbox)
     app.cleanup_ctx.append(_inbox)
     app.router.add_get("/wechat", views.wechat_verify)
     app.router.add_post("/wechat", views.wechat_push)
     app.router.add_get("/healthz", views.healthz)
     app.router.add_get("/metrics", views.metrics)
+    if settings.demo:
+        # The demo plays the WeChat send API itself, so `gridbot chat` can show what the bot pushes.
+        app.add_subapp(FAKE_PREFIX, create_fake_wechat_app(app_id=DEMO_APP_ID, app_secret=DEMO_APP_SECRET))
     return app
+
+
+def _demo_wechat(settings: Settings) -> Settings:
+    server = settings.server
+    api_base = f"http://{server.host}:{server.port}{FAKE_PREFIX}"
+    wechat = replace(settings.wechat, api_base=api_base, app_id=DEMO_APP_ID, app_secret=DEMO_APP_SECRET)
+    return replace(settings, wechat=wechat)
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:
@@ -85,11 +112,11 @@ def _state(given: StateStore | None) -> Callable[[web.Application], AsyncIterato
     return context
 
 
-async def _organisation(app: web.Application) -> AsyncIterator[None]:
-    """Load `[org] file` at start, one process at a time (several workers may start together)."""
-    path = app[keys.SETTINGS].org.file
-    if path:
-        spec = load_org_file(path)
+async def _services(app: web.Application) -> AsyncIterator[None]:
+    """Load `[org] file` (one process at a time), then the org snapshot, classifier and time limits."""
+    settings = app[keys.SETTINGS]
+    if settings.org.file:
+        spec = load_org_file(settings.org.file)
         state, owner = app[keys.STATE], uuid.uuid4().hex
         while not await state.acquire("org-import", owner, 60):  # noqa: ASYNC110 - a shared lease, no event to await
             await asyncio.sleep(0.1)
@@ -98,11 +125,70 @@ async def _organisation(app: web.Application) -> AsyncIterator[None]:
                 summary = await apply_org(session, spec)
         finally:
             await state.release("org-import", owner)
-        log.info("organisation loaded from %s: %s", path, summary)
+        log.info("organisation loaded from %s: %s", settings.org.file, summary)
+    async with app[keys.SESSIONS]() as session:
+        directory = await Directory.load(session)
+    classifier = await asyncio.to_thread(_load_classifier, settings.nlp.rules, directory)
+    app[keys.SERVICES] = Services(classifier, directory, limits(settings.sla, classifier))
     yield
 
 
+def _load_classifier(rules: str, directory: Directory) -> Classifier:
+    classifier = Classifier.load(rules or None)
+    classifier.add_words(directory.names())
+    classifier.warm_up()
+    return classifier
+
+
+def limits(sla: SlaSettings, classifier: Classifier) -> Limits:
+    """Config first, then the rules file's per-category limits, then the config defaults."""
+    category: dict[str, dict[str, int]] = {}
+    for label in classifier.labels:
+        rule = classifier.rule(label)
+        own = {
+            k: parse_duration(v, f"{label}.{k}")
+            for k, v in (("accept", rule.accept), ("resolve", rule.resolve))
+            if v
+        }
+        own.update(sla.category.get(label, {}))
+        if own:
+            category[label] = own
+    for label, values in sla.category.items():
+        category.setdefault(label, dict(values))
+    return Limits(sla.accept, sla.resolve, sla.rate, sla.urgent_accept, sla.urgent_resolve, category)
+
+
+async def _outbox(app: web.Application) -> AsyncIterator[None]:
+    settings = app[keys.SETTINGS]
+    async with aiohttp.ClientSession() as http:
+        api = WeChatAPI(
+            http,
+            api_base=settings.wechat.api_base,
+            app_id=settings.wechat.app_id,
+            app_secret=settings.wechat.app_secret,
+            state=app[keys.STATE],
+            clock=app[keys.CLOCK],
+        )
+        worker = OutboxWorker(
+            app[keys.SESSIONS], WeChatSender(api), clock=app[keys.CLOCK], metrics=app[keys.METRICS]
+        )
+        app[keys.OUTBOX] = worker
+        task = asyncio.create_task(worker.run(), name="outbox")
+        yield
+        worker.stop()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(task, timeout=15)
+
+
 async def _inbox(app: web.Application) -> AsyncIterator[None]:
-    dispatcher = Dispatcher(app[keys.SESSIONS], app[keys.STATE], clock=app[keys.CLOCK])
-    app[keys.INBOX] = Inbox(app[keys.SESSIONS], app[keys.STATE], dispatcher, app[keys.METRICS])
+    dispatcher = Dispatcher(
+        app[keys.SESSIONS],
+        app[keys.STATE],
+        app[keys.SERVICES],
+        clock=app[keys.CLOCK],
+        on_queued=app[keys.OUTBOX].wake,
+    )
+    app[keys.INBOX] = Inbox(
+        app[keys.SESSIONS], app[keys.STATE], dispatcher, app[keys.METRICS], clock=app[keys.CLOCK]
+    )
     yield

@@ -2,7 +2,8 @@
 
 The dispatcher knows nothing of HTTP or XML. `feed` runs one handler in one transaction and stores the
 reply on the inbound row in that same transaction, so a redelivery after a crash either finds the reply
-or handles the message afresh — never half of it.
+or handles the message afresh — never half of it. Notices the platform refused to deliver earlier
+(45015/45047) ride along in front of this person's reply.
 """
 
 from __future__ import annotations
@@ -13,15 +14,21 @@ from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from handlers import conversation, texts
-from handlers.commands import command_word
-from handlers.context import Context, Speaker
+from handlers import admin, conversation, intake, resident, staff, texts
+from handlers.commands import parse
+from handlers.context import Context, Services, Speaker
 from handlers.incoming import Incoming
+from storage.outbox import take_deferred
 from storage.repo import active_person, mark_handled, person_by_wecom_userid
 from storage.state import StateStore
 
 Handler = Callable[[Context], Awaitable[str | None]]
 Filter = Callable[[Context], bool]
+
+STAFF_WORDS = frozenset({"待办", "接单", "进展", "办结"})
+ADMIN_WORDS = frozenset({"状态"})
+RESIDENT_WORDS = frozenset({"查询", "评价"})
+MAX_DEFERRED_BYTES = 1500  # leaves room for the reply itself within WeChat's 2048 bytes
 
 
 def event(name: str | None = None) -> Filter:
@@ -32,12 +39,43 @@ def kind(*kinds: str) -> Filter:
     return lambda ctx: ctx.msg.kind in kinds
 
 
-def command(word: str) -> Filter:
-    return lambda ctx: ctx.msg.kind in ("text", "voice") and command_word(ctx.msg.text) == word
+def command(*words: str) -> Filter:
+    return lambda ctx: ctx.command is not None and ctx.command.word in words
+
+
+def miswritten(ctx: Context) -> bool:
+    return ctx.command is not None and ctx.command.error is not None
+
+
+def staff_only(ctx: Context) -> bool:
+    return ctx.speaker.is_staff
+
+
+def admin_only(ctx: Context) -> bool:
+    return ctx.speaker.is_admin
+
+
+def both(*filters: Filter) -> Filter:
+    return lambda ctx: all(f(ctx) for f in filters)
 
 
 def always(ctx: Context) -> bool:
     return True
+
+
+async def say_error(ctx: Context) -> str:
+    assert ctx.command is not None and ctx.command.error is not None
+    return ctx.command.error
+
+
+async def refuse_admin_word(ctx: Context) -> str:
+    assert ctx.command is not None
+    return texts.ADMIN_ONLY.format(word=ctx.command.word)
+
+
+async def refuse_staff_word(ctx: Context) -> str:
+    assert ctx.command is not None
+    return texts.STAFF_ONLY.format(word=ctx.command.word)
 
 
 @dataclass(frozen=True)
@@ -51,7 +89,24 @@ ROUTES: tuple[Route, ...] = (
     Route(event("unsubscribe"), conversation.goodbye),
     Route(event(), conversation.ignore),
     Route(command("帮助"), conversation.help_text),
-    Route(kind("text", "voice", "image", "location", "link"), conversation.acknowledge),
+    Route(both(command(*STAFF_WORDS), staff_only, miswritten), say_error),
+    Route(both(command(*ADMIN_WORDS), admin_only, miswritten), say_error),
+    Route(both(command(*RESIDENT_WORDS), miswritten), say_error),
+    Route(both(command("待办"), staff_only), staff.todo),
+    Route(both(command("接单"), staff_only), staff.accept),
+    Route(both(command("进展"), staff_only), staff.progress),
+    Route(both(command("办结"), staff_only), staff.resolve),
+    Route(both(command("状态"), admin_only), admin.status),
+    Route(command(*ADMIN_WORDS), refuse_admin_word),
+    Route(command(*STAFF_WORDS), refuse_staff_word),
+    Route(both(command("查询"), staff_only), conversation.help_text),
+    Route(command("查询"), resident.query),
+    Route(command("评价"), resident.rate_command),
+    Route(both(staff_only, kind("text", "voice")), conversation.help_text),
+    Route(both(kind("voice"), lambda ctx: not ctx.msg.text.strip()), conversation.voice_unclear),
+    Route(kind("text", "voice", "link"), intake.report),
+    Route(kind("image"), intake.photo),
+    Route(kind("location"), intake.location),
     Route(always, conversation.unsupported),
 )
 
@@ -67,29 +122,46 @@ class Dispatcher:
         self,
         sessions: async_sessionmaker[AsyncSession],
         state: StateStore,
+        services: Services,
         *,
         clock: Callable[[], float],
         routes: Sequence[Route] = ROUTES,
         rate_limit: RateLimit = RateLimit(),
+        on_queued: Callable[[], None] | None = None,
     ) -> None:
         self.sessions = sessions
         self.state = state
+        self.services = services
         self.clock = clock
         self.routes = tuple(routes)
         self.rate_limit = rate_limit
+        self.on_queued = on_queued
 
     async def feed(self, msg: Incoming, inbound_id: int) -> str | None:
         now = datetime.fromtimestamp(self.clock(), UTC)
         async with self.sessions() as session, session.begin():
             speaker = await identify(session, msg)
+            ctx = Context(
+                msg=msg,
+                speaker=speaker,
+                session=session,
+                state=self.state,
+                services=self.services,
+                now=now,
+                inbound_id=inbound_id,
+                command=parse(msg.text) if msg.kind in ("text", "voice") else None,
+            )
             if msg.kind != "event" and not await self.state.allow(
-                f"{msg.channel}:{msg.sender}", self.rate_limit.limit, self.rate_limit.window
+                ctx.pending_key, self.rate_limit.limit, self.rate_limit.window
             ):
                 reply: str | None = texts.THROTTLED
             else:
-                ctx = Context(msg=msg, speaker=speaker, session=session, state=self.state, now=now)
                 reply = await self.route(ctx)(ctx)
+            if msg.kind != "event" or msg.event == "subscribe":
+                reply = await _with_deferred(session, msg, reply)
             await mark_handled(session, inbound_id, reply or "", now)
+        if ctx.queued and self.on_queued is not None:
+            self.on_queued()
         return reply
 
     def route(self, ctx: Context) -> Handler:
@@ -97,6 +169,16 @@ class Dispatcher:
             if route.when(ctx):
                 return route.handler
         return conversation.unsupported
+
+
+async def _with_deferred(session: AsyncSession, msg: Incoming, reply: str | None) -> str | None:
+    notices = await take_deferred(session, msg.channel, msg.sender)
+    if not notices:
+        return reply
+    parts = [notice.text for notice in notices]
+    if reply:
+        parts.append(reply)
+    return "\n——\n".join(parts)
 
 
 async def identify(session: AsyncSession, msg: Incoming) -> Speaker:

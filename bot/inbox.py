@@ -12,6 +12,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -37,12 +38,14 @@ class Inbox:
         dispatcher: Dispatcher,
         metrics: Metrics,
         *,
+        clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.sessions = sessions
         self.state = state
         self.dispatcher = dispatcher
         self.metrics = metrics
+        self.clock = clock
         self.monotonic = monotonic
 
     async def receive(self, msg: Incoming) -> str | None:
@@ -57,6 +60,7 @@ class Inbox:
                 text=msg.text,
                 payload=msg.payload(),
                 sent_at=msg.sent_at,
+                received_at=datetime.fromtimestamp(self.clock(), UTC),
             )
         if record.duplicate:
             self.metrics.inc("gridbot_duplicates_total")

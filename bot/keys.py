@@ -10,7 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from bot.config import Settings
 from bot.inbox import Inbox
 from bot.metrics import Metrics
+from bot.outbox import OutboxWorker
 from bot.wechat import Channel
+from handlers.context import Services
 from storage.state import StateStore
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -21,3 +23,5 @@ SESSIONS = web.AppKey("sessions", async_sessionmaker[AsyncSession])
 STATE = web.AppKey("state", StateStore)
 WECHAT = web.AppKey("wechat", Channel)
 INBOX = web.AppKey("inbox", Inbox)
+SERVICES = web.AppKey("services", Services)
+OUTBOX = web.AppKey("outbox", OutboxWorker)

@@ -1,13 +1,17 @@
-"""What a handler gets: the message, who sent it, and the unit of work to act in."""
+"""What a handler gets: the message, who sent it, the unit of work to act in, and the services."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from handlers.commands import Command
+from handlers.directory import ADMIN_ROLES, GRID_STAFF_ROLES, Directory
 from handlers.incoming import Incoming
+from handlers.workflow import Limits
+from nlp.classifier import Classifier
 from storage.models import Person
 from storage.state import StateStore
 
@@ -30,14 +34,43 @@ class Speaker:
         return self.person.unit_id if self.person else None
 
     @property
+    def name(self) -> str:
+        return self.person.name if self.person else "居民"
+
+    @property
     def is_staff(self) -> bool:
         return self.person is not None
 
+    @property
+    def is_admin(self) -> bool:
+        return self.role in ADMIN_ROLES
+
+    @property
+    def is_grid_staff(self) -> bool:
+        return self.role in GRID_STAFF_ROLES
+
 
 @dataclass(frozen=True)
+class Services:
+    """Loaded once per process: the classifier, the org snapshot and the time limits."""
+
+    classifier: Classifier
+    directory: Directory
+    limits: Limits
+
+
+@dataclass
 class Context:
     msg: Incoming
     speaker: Speaker
     session: AsyncSession  # one per message; the dispatcher commits it with the stored reply
     state: StateStore
+    services: Services
     now: datetime
+    inbound_id: int
+    command: Command | None = None
+    queued: list[str] = field(default_factory=list)  # send keys queued for the outbox in this transaction
+
+    @property
+    def pending_key(self) -> str:
+        return f"{self.msg.channel}:{self.msg.sender}"

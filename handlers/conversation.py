@@ -26,17 +26,8 @@ async def help_text(ctx: Context) -> str:
     return texts.HELP_STAFF if ctx.speaker.is_staff else texts.HELP_RESIDENT
 
 
-async def acknowledge(ctx: Context) -> str:
-    if not ctx.speaker.is_staff:
-        await touch_resident(ctx.session, ctx.speaker.openid, ctx.now)
-    kind = ctx.msg.kind
-    if kind == "voice" and not ctx.msg.text.strip():
-        return texts.VOICE_UNCLEAR
-    if kind == "image":
-        return texts.IMAGE_RECEIVED
-    if kind == "location":
-        return texts.LOCATION_RECEIVED
-    return texts.RECEIVED
+async def voice_unclear(ctx: Context) -> str:
+    return texts.VOICE_UNCLEAR
 
 
 async def unsupported(ctx: Context) -> str:

@@ -31,6 +31,7 @@ async def record_inbound(
     text: str,
     payload: dict[str, Any],
     sent_at: datetime,
+    received_at: datetime,
 ) -> InboundRecord:
     """Store a message before anything else happens; a redelivery returns the row already there.
 
@@ -44,6 +45,7 @@ async def record_inbound(
         text=text,
         payload=payload,
         sent_at=sent_at,
+        received_at=received_at,
     )
     session.add(row)
     try:

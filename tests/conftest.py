@@ -11,10 +11,12 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -22,10 +24,13 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.app import create_app
 from bot.config import Settings, StorageSettings, demo_settings
 from storage.db import create_engine, upgrade
 from storage.models import Base
 from storage.state import MemoryState, RedisState, StateStore
+from tests.fake_helpers import APP_ID, APP_SECRET, Clock, FakeServer, start_fake
+from tests.wechat_sim import WeChatPlatform
 
 PG_URL = os.environ.get("GRIDBOT_TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("GRIDBOT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -148,9 +153,52 @@ async def state(backend: str) -> AsyncIterator[StateStore]:
 
 
 @pytest.fixture
-def settings(database_url: str, engine: AsyncEngine) -> Settings:
-    """Demo settings (plaintext, token gridbot-demo, the demo org) on this test's database."""
+async def fake_api(aiohttp_server: Any) -> FakeServer:
+    """A local fake of the WeChat HTTP API on loopback (`.fake` holds what it received)."""
+    return await start_fake(aiohttp_server)
+
+
+@pytest.fixture
+def settings(database_url: str, engine: AsyncEngine, fake_api: FakeServer) -> Settings:
+    """Plaintext mode, token gridbot-demo, the demo org, this test's database and the fake WeChat API."""
     base = demo_settings()
+    wechat = replace(base.wechat, app_id=APP_ID, app_secret=APP_SECRET, api_base=fake_api.api_base)
     return replace(
-        base, storage=StorageSettings(database_url=database_url), org=replace(base.org, file=str(DEMO_ORG))
+        base,
+        demo=False,
+        wechat=wechat,
+        storage=StorageSettings(database_url=database_url),
+        org=replace(base.org, file=str(DEMO_ORG)),
     )
+
+
+# --- the running app ----------------------------------------------------------------------------
+
+AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
+
+Start = Callable[..., Awaitable[tuple[Any, WeChatPlatform]]]
+
+
+@pytest.fixture
+def start(settings: Settings, state: StateStore, aiohttp_client: Any) -> Start:
+    """Start the app (again, to play a restart) and return its client and a WeChat platform for it."""
+
+    async def go(
+        mode: str = "plain",
+        *,
+        clock: Clock | None = None,
+        fresh_state: bool = False,
+    ) -> tuple[Any, WeChatPlatform]:
+        clock = clock or Clock(time.time())
+        wechat = settings.wechat
+        if mode != "plain":
+            wechat = replace(wechat, encoding_aes_key=AES_KEY, app_id=APP_ID)
+        app_settings = replace(settings, wechat=wechat)
+        store = MemoryState() if fresh_state and isinstance(state, MemoryState) else state
+        client = await aiohttp_client(create_app(app_settings, clock=clock, state=store))
+        platform = WeChatPlatform(
+            client, token=wechat.token, aes_key=wechat.encoding_aes_key, app_id=APP_ID, mode=mode, clock=clock
+        )
+        return client, platform
+
+    return go

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
-from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -12,16 +10,14 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot import keys
-from bot.app import create_app
-from bot.config import Settings
 from handlers import texts
 from handlers.incoming import Incoming
 from storage.db import session_factory
 from storage.models import InboundMessage, Person, Resident
 from storage.repo import record_inbound
-from storage.state import MemoryState, StateStore
+from tests.conftest import Start
+from tests.fake_helpers import Clock
 from tests.wechat_sim import (
-    WeChatPlatform,
     event_xml,
     image_xml,
     location_xml,
@@ -30,45 +26,7 @@ from tests.wechat_sim import (
     voice_xml,
 )
 
-AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
-APP_ID = "wx0123456789abcdef"
 MODES = ["plain", "compatible", "safe"]
-
-
-class Clock:
-    def __init__(self, now: float = 1_790_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-Start = Callable[..., Awaitable[tuple[Any, WeChatPlatform]]]
-
-
-@pytest.fixture
-def start(settings: Settings, state: StateStore, aiohttp_client: Any) -> Start:
-    """Start the app (again, to play a restart) and return its client and a WeChat platform for it."""
-
-    async def go(
-        mode: str = "plain",
-        *,
-        clock: Clock | None = None,
-        fresh_state: bool = False,
-    ) -> tuple[Any, WeChatPlatform]:
-        clock = clock or Clock()
-        wechat = settings.wechat
-        if mode != "plain":
-            wechat = replace(wechat, encoding_aes_key=AES_KEY, app_id=APP_ID)
-        app_settings = replace(settings, wechat=wechat)
-        store = MemoryState() if fresh_state and isinstance(state, MemoryState) else state
-        client = await aiohttp_client(create_app(app_settings, clock=clock, state=store))
-        platform = WeChatPlatform(
-            client, token=wechat.token, aes_key=wechat.encoding_aes_key, app_id=APP_ID, mode=mode, clock=clock
-        )
-        return client, platform
-
-    return go
 
 
 async def inbound_rows(engine: AsyncEngine) -> list[InboundMessage]:
@@ -105,7 +63,8 @@ class TestConversation:
         assert helped.content == texts.HELP_RESIDENT
 
         ack = await wechat.say("oResident1", "筱塘新村3号楼楼道灯坏了")
-        assert ack.content == texts.RECEIVED
+        assert ack.content is not None and ack.content.startswith("已受理，工单号 #1（设施维修）")
+        assert "筱塘社区第一网格党支部" in ack.content
         assert ack.fields is not None and ack.fields["ToUserName"] == "oResident1"
 
         rows = await inbound_rows(engine)
@@ -115,23 +74,24 @@ class TestConversation:
             ("text", "筱塘新村3号楼楼道灯坏了"),
         ]
         assert all(r.handled_at is not None for r in rows)
-        assert rows[2].reply == texts.RECEIVED
+        assert rows[2].reply == ack.content and rows[2].order_id == 1
 
     async def test_every_kind_gets_a_fitting_answer(self, start: Start, engine: AsyncEngine) -> None:
         _, wechat = await start()
-        assert (await wechat.send(voice_xml("oR", "垃圾好几天没人收"))).content == texts.RECEIVED
-        assert (await wechat.send(voice_xml("oR", ""))).content == texts.VOICE_UNCLEAR
-        assert (await wechat.send(image_xml("oR"))).content == texts.IMAGE_RECEIVED
+        assert (await wechat.send(voice_xml("oR1", "垃圾好几天没人收"))).content == texts.ASK_PLACE
+        assert (await wechat.send(voice_xml("oR2", ""))).content == texts.VOICE_UNCLEAR
+        assert (await wechat.send(image_xml("oR3"))).content == texts.IMAGE_RECEIVED
         assert (
-            await wechat.send(location_xml("oR", 25.43, 119.0, "筱塘"))
+            await wechat.send(location_xml("oR4", 25.43, 119.0, "筱塘"))
         ).content == texts.LOCATION_RECEIVED
-        click = await wechat.send(event_xml("oR", "CLICK", "MENU_X"))
+        click = await wechat.send(event_xml("oR5", "CLICK", "MENU_X"))
         assert (click.status, click.body) == (200, "success")
-        video = "<xml><ToUserName>gh</ToUserName><FromUserName>oR</FromUserName><CreateTime>1</CreateTime>"
+        video = "<xml><ToUserName>gh</ToUserName><FromUserName>oR6</FromUserName><CreateTime>1</CreateTime>"
         video += f"<MsgType>video</MsgType><MediaId>m</MediaId><MsgId>{next_msg_id()}</MsgId></xml>"
         assert (await wechat.send(video)).content == texts.UNSUPPORTED
+        assert (await wechat.say("oR7", "你好")).content == texts.GREETING
         kinds = [row.kind for row in await inbound_rows(engine)]
-        assert kinds == ["voice", "voice", "image", "location", "event:click", "other"]
+        assert kinds == ["voice", "voice", "image", "location", "event:click", "other", "text"]
 
     async def test_staff_get_the_staff_help(self, start: Start) -> None:
         _, wechat = await start()
@@ -149,7 +109,8 @@ class TestConversation:
     async def test_flooding_is_throttled_but_kept(self, start: Start, engine: AsyncEngine) -> None:
         _, wechat = await start()
         replies = [(await wechat.say("oFlood", f"第{i}条")).content for i in range(22)]
-        assert replies[:20] == [texts.RECEIVED] * 20
+        assert replies[0] == texts.ASK_PLACE
+        assert replies[1:20] == [texts.PLACE_NOT_FOUND] * 19
         assert replies[20:] == [texts.THROTTLED] * 2
         assert len(await inbound_rows(engine)) == 22
 
@@ -211,7 +172,7 @@ class TestIdempotency:
         calls = count_feeds(client)
         xml = text_xml("oR", "路灯不亮了", msg_id="9000001")
         replies = [await wechat.send(xml) for _ in range(3)]
-        assert {r.content for r in replies} == {texts.RECEIVED}
+        assert {r.content for r in replies} == {texts.ASK_PLACE}
         assert calls == ["9000001"]
         assert len(await inbound_rows(engine)) == 1
 
@@ -222,7 +183,7 @@ class TestIdempotency:
         calls = count_feeds(client, delay=0.3)
         xml = text_xml("oR", "下水道堵了", msg_id="9000002")
         replies = await asyncio.gather(*(wechat.send(xml) for _ in range(3)))
-        assert [r.content for r in replies] == [texts.RECEIVED] * 3
+        assert [r.content for r in replies] == [texts.ASK_PLACE] * 3
         assert calls == ["9000002"]
         assert len(await inbound_rows(engine)) == 1
 
@@ -246,7 +207,7 @@ class TestIdempotency:
         client2, wechat2 = await start(fresh_state=True)
         calls = count_feeds(client2)
         again = await wechat2.send(xml)
-        assert again.content == first.content == texts.RECEIVED
+        assert again.content == first.content == texts.ASK_PLACE
         assert calls == []
         assert len(await inbound_rows(engine)) == 1
 
@@ -264,13 +225,14 @@ class TestIdempotency:
                 text="楼道堆满杂物",
                 payload={},
                 sent_at=Incoming("wechat", "oR", "gh", "text", 1_790_000_000).sent_at,
+                received_at=Incoming("wechat", "oR", "gh", "text", 1_790_000_000).sent_at,
             )
         client, wechat = await start(fresh_state=True)
         calls = count_feeds(client)
-        assert (await wechat.send(xml)).content == texts.RECEIVED
+        assert (await wechat.send(xml)).content == texts.ASK_PLACE
         assert calls == ["9000004"]
         rows = await inbound_rows(engine)
-        assert len(rows) == 1 and rows[0].reply == texts.RECEIVED
+        assert len(rows) == 1 and rows[0].reply == texts.ASK_PLACE
 
     async def test_a_failing_handler_keeps_the_message_and_retries_on_redelivery(
         self, start: Start, engine: AsyncEngine
@@ -290,7 +252,7 @@ class TestIdempotency:
         assert (await wechat.send(xml)).content == texts.BUSY
         rows = await inbound_rows(engine)
         assert len(rows) == 1 and rows[0].handled_at is None
-        assert (await wechat.send(xml)).content == texts.RECEIVED
+        assert (await wechat.send(xml)).content == texts.ASK_PLACE
         assert (await inbound_rows(engine))[0].handled_at is not None
         assert client.app[keys.METRICS].value("gridbot_handler_errors_total") == 1
 

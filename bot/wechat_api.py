@@ -1,0 +1,220 @@
+"""Our small async client for the few WeChat official-account calls the bot makes.
+
+One access token per app, shared through the state store: a fetch invalidates the previous token (after
+a 5-minute overlap), so only one process fetches at a time and everyone else re-reads the cache. A stale
+token (40001 / 40014 / 42001) is refreshed once and the call retried once; never more.
+
+The token travels in the query string, so no URL, token or secret ever reaches a log line or an
+exception message: errors carry only the errcode and a short reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import aiohttp
+
+from storage.state import StateStore
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "OutOfWindow",
+    "QuotaExceeded",
+    "Retryable",
+    "SendRejected",
+    "TokenError",
+    "WeChatAPI",
+    "WeChatAPIError",
+]
+
+TOKEN_ERRORS = frozenset({40001, 40014, 42001})
+WINDOW_ERRORS = frozenset({45015, 45047})
+QUOTA_ERROR = 45009
+BUSY_ERROR = -1
+TOKEN_MARGIN = 300  # refresh 5 minutes before WeChat's expiry, inside its overlap
+TOKEN_WAIT_STEP = 0.05
+
+
+class WeChatAPIError(Exception):
+    """A call failed; `errcode` is WeChat's (None for transport failures)."""
+
+    def __init__(self, errcode: int | None, errmsg: str) -> None:
+        super().__init__(f"errcode={errcode} {errmsg}" if errcode is not None else errmsg)
+        self.errcode = errcode
+        self.errmsg = errmsg
+
+
+class TokenError(WeChatAPIError):
+    """The access token could not be obtained, or was refused again right after a refresh."""
+
+
+class OutOfWindow(WeChatAPIError):
+    """45015 / 45047: the person has not written recently enough; keep the notice for their next message."""
+
+
+class QuotaExceeded(WeChatAPIError):
+    """45009: the app's daily quota for this API is spent."""
+
+
+class Retryable(WeChatAPIError):
+    """-1 (busy), HTTP 5xx, connection errors, timeouts, unreadable answers: try again later."""
+
+
+class SendRejected(WeChatAPIError):
+    """Any other errcode (unknown openid, unsubscribed, bad content…): retrying will not help."""
+
+
+def _raise_for(errcode: int, errmsg: str) -> None:
+    if errcode == 0:
+        return
+    if errcode in TOKEN_ERRORS:
+        raise TokenError(errcode, errmsg)
+    if errcode in WINDOW_ERRORS:
+        raise OutOfWindow(errcode, errmsg)
+    if errcode == QUOTA_ERROR:
+        raise QuotaExceeded(errcode, errmsg)
+    if errcode == BUSY_ERROR:
+        raise Retryable(errcode, errmsg)
+    raise SendRejected(errcode, errmsg)
+
+
+class WeChatAPI:
+    """Customer-service and template messages for one official account."""
+
+    def __init__(
+        self,
+        http: aiohttp.ClientSession,
+        *,
+        api_base: str,
+        app_id: str,
+        app_secret: str,
+        state: StateStore,
+        clock: Callable[[], float] = time.time,
+        timeout: float = 10.0,
+    ) -> None:
+        self.http = http
+        self.api_base = api_base.rstrip("/")
+        self.app_id = app_id
+        self._secret = app_secret
+        self.state = state
+        self.clock = clock
+        self.timeout = aiohttp.ClientTimeout(total=timeout)
+        self._lease_ttl = timeout + 5  # outlives one token request, so a crashed fetcher frees it soon
+        self.token_expires_at: float | None = None  # on `clock`, for the token this process fetched last
+
+    def __repr__(self) -> str:  # never show the secret
+        return f"WeChatAPI(app_id={self.app_id!r}, api_base={self.api_base!r})"
+
+    async def access_token(self) -> str:
+        """The shared token, fetching it if no process has."""
+        token = await self.state.get_token(self.app_id)
+        return token if token else await self._refresh(stale=None)
+
+    async def send_text(self, openid: str, text: str) -> None:
+        """A customer-service text message (allowed within 48 h of the person's last message)."""
+        body = {"touser": openid, "msgtype": "text", "text": {"content": text}}
+        await self._call("/cgi-bin/message/custom/send", body)
+
+    async def send_template(
+        self, openid: str, template_id: str, data: dict[str, Any], url: str | None = None
+    ) -> int | None:
+        """A template message; returns WeChat's msgid."""
+        body: dict[str, Any] = {"touser": openid, "template_id": template_id, "data": data}
+        if url:
+            body["url"] = url
+        answer = await self._call("/cgi-bin/message/template/send", body)
+        msgid = answer.get("msgid")
+        return msgid if isinstance(msgid, int) else None
+
+    async def _call(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        token = await self.access_token()
+        answer = await self._post(path, token, body)
+        code = _errcode(answer)
+        if code in TOKEN_ERRORS:
+            log.warning("wechat %s: errcode %s, refreshing the access token once", path, code)
+            token = await self._refresh(stale=token)
+            answer = await self._post(path, token, body)
+            code = _errcode(answer)
+        if code != 0:
+            log.info("wechat %s: errcode %s", path, code)
+        _raise_for(code, str(answer.get("errmsg", "")))
+        return answer
+
+    async def _refresh(self, stale: str | None) -> str:
+        """A token other than `stale`: one process fetches under a lease, the others wait and re-read.
+
+        Whoever holds the lease first re-reads the cache, so after a 40001 seen by many callers at once
+        only the first fetches; the rest pick up its token.
+        """
+        key, owner = f"wechat-token:{self.app_id}", uuid.uuid4().hex
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._lease_ttl
+        while True:
+            if await self.state.acquire(key, owner, self._lease_ttl):
+                try:
+                    cached = await self.state.get_token(self.app_id)
+                    if cached and cached != stale:
+                        return cached
+                    return await self._fetch_token()
+                finally:
+                    await self.state.release(key, owner)
+            if loop.time() >= deadline:
+                raise Retryable(None, "timed out waiting for another process to fetch the access token")
+            await asyncio.sleep(TOKEN_WAIT_STEP)
+            cached = await self.state.get_token(self.app_id)
+            if cached and cached != stale:
+                return cached
+
+    async def _fetch_token(self) -> str:
+        params = {"grant_type": "client_credential", "appid": self.app_id, "secret": self._secret}
+        answer = await self._request("GET", "/cgi-bin/token", params=params)
+        token, expires_in = answer.get("access_token"), answer.get("expires_in")
+        if not isinstance(token, str) or not token or not isinstance(expires_in, int):
+            code = _errcode(answer)
+            log.error("wechat access token fetch failed: errcode %s", code)
+            if code == BUSY_ERROR:
+                raise Retryable(code, "busy while fetching the access token")
+            raise TokenError(code, str(answer.get("errmsg", "no access_token in the answer")))
+        ttl = max(expires_in - TOKEN_MARGIN, 60)
+        await self.state.set_token(self.app_id, token, ttl)
+        self.token_expires_at = self.clock() + ttl
+        log.info("wechat access token fetched for %s, cached for %d s", self.app_id, ttl)
+        return token
+
+    async def _post(self, path: str, token: str, body: dict[str, Any]) -> dict[str, Any]:
+        data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+        headers = {"Content-Type": "application/json; charset=utf-8"}
+        return await self._request("POST", path, params={"access_token": token}, data=data, headers=headers)
+
+    async def _request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        # `from None` everywhere: aiohttp's exceptions may carry the URL, and with it the token or secret.
+        try:
+            async with self.http.request(
+                method, self.api_base + path, timeout=self.timeout, **kwargs
+            ) as response:
+                if response.status >= 500 or response.status == 429:
+                    raise Retryable(None, f"HTTP {response.status}") from None
+                if response.status != 200:
+                    raise SendRejected(None, f"HTTP {response.status}") from None
+                raw = await response.read()
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise Retryable(None, f"{type(exc).__name__} calling {path}") from None
+        try:
+            answer = json.loads(raw)
+        except ValueError:
+            raise Retryable(None, f"unreadable answer from {path}") from None
+        if not isinstance(answer, dict):
+            raise Retryable(None, f"unexpected answer from {path}")
+        return answer
+
+
+def _errcode(answer: dict[str, Any]) -> int:
+    code = answer.get("errcode", 0)
+    return code if isinstance(code, int) else -1

@@ -1,0 +1,23 @@
+"""Who may act on an order: one place for the role-and-unit rules."""
+
+from __future__ import annotations
+
+from handlers.context import Context
+from storage.models import WorkOrder
+
+
+def may_work_on(ctx: Context, order: WorkOrder) -> bool:
+    """Grid staff of the order's grid, or whoever it is assigned to."""
+    speaker = ctx.speaker
+    if order.assignee_openid == speaker.openid:
+        return True
+    return speaker.is_grid_staff and speaker.unit_id == order.unit_id
+
+
+def may_oversee(ctx: Context, order: WorkOrder) -> bool:
+    """Admins of the order's community, street or district."""
+    return ctx.speaker.is_admin and ctx.services.directory.contains(ctx.speaker.unit_id, order.unit_id)
+
+
+def owns(ctx: Context, order: WorkOrder) -> bool:
+    return order.resident_openid == ctx.speaker.openid

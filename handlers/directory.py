@@ -1,0 +1,107 @@
+"""A read-only snapshot of the organisation, loaded once after the org import: the unit tree, the
+place index for finding a grid in a message, grid centres for locations, and departments."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from nlp.places import PlaceEntry, PlaceIndex, nearest_grid
+from storage.models import Department, Place, Unit
+
+ADMIN_ROLES = {"community_admin": "community", "street_admin": "street", "district_admin": "district"}
+GRID_STAFF_ROLES = frozenset({"grid_leader", "grid_member", "party_member"})
+
+
+@dataclass(frozen=True)
+class UnitInfo:
+    id: str
+    name: str
+    level: str
+    parent_id: str | None
+    branch: str | None
+    location: tuple[float, float] | None
+
+
+@dataclass(frozen=True)
+class DepartmentInfo:
+    id: str
+    name: str
+    categories: tuple[str, ...]
+    unit_ids: tuple[str, ...]
+    contacts: tuple[str, ...]
+
+
+class Directory:
+    def __init__(
+        self,
+        units: Mapping[str, UnitInfo],
+        places: Mapping[int, tuple[str, str]],  # place id → (name, grid id)
+        aliases: Mapping[int, tuple[str, ...]],
+        departments: tuple[DepartmentInfo, ...],
+    ) -> None:
+        self.units = dict(units)
+        self.places = dict(places)
+        self.departments = departments
+        self.index = PlaceIndex(
+            PlaceEntry(key=str(pid), name=name, aliases=aliases.get(pid, ()), grid=grid)
+            for pid, (name, grid) in self.places.items()
+        )
+        self.centres = {u.id: u.location for u in self.units.values() if u.level == "grid" and u.location}
+
+    @classmethod
+    async def load(cls, session: AsyncSession) -> Directory:
+        units = {
+            u.id: UnitInfo(
+                u.id, u.name, u.level, u.parent_id, u.branch, (u.lat, u.lng) if u.lat is not None else None
+            )
+            for u in (await session.scalars(select(Unit).where(Unit.active.is_(True)))).all()
+        }
+        rows = (await session.scalars(select(Place).where(Place.active.is_(True)))).all()
+        places = {p.id: (p.name, p.unit_id) for p in rows}
+        aliases = {p.id: tuple(a.alias for a in p.aliases) for p in rows}
+        departments = tuple(
+            DepartmentInfo(d.id, d.name, tuple(d.categories), tuple(d.unit_ids), tuple(d.contacts))
+            for d in (await session.scalars(select(Department).where(Department.active.is_(True)))).all()
+        )
+        return cls(units, places, aliases, departments)
+
+    def names(self) -> list[str]:
+        """Every place name and alias, for the segmenter's dictionary."""
+        return self.index.names()
+
+    def lineage(self, unit_id: str | None) -> list[str]:
+        """The unit and its ancestors, nearest first."""
+        chain: list[str] = []
+        while unit_id and unit_id in self.units and unit_id not in chain:
+            chain.append(unit_id)
+            unit_id = self.units[unit_id].parent_id
+        return chain
+
+    def ancestor(self, unit_id: str | None, level: str) -> str | None:
+        return next((u for u in self.lineage(unit_id) if self.units[u].level == level), None)
+
+    def contains(self, outer: str | None, inner: str | None) -> bool:
+        return outer is not None and outer in self.lineage(inner)
+
+    def grid_near(self, lat: float, lng: float) -> str | None:
+        return nearest_grid(self.centres, lat, lng)
+
+    def department_for(self, category: str, grid: str | None) -> DepartmentInfo | None:
+        lineage = set(self.lineage(grid))
+        for department in self.departments:
+            if category in department.categories and lineage.intersection(department.unit_ids):
+                return department
+        return None
+
+    def unit_name(self, unit_id: str | None) -> str:
+        return self.units[unit_id].name if unit_id in self.units else "社区"
+
+    def branch_name(self, grid: str | None) -> str:
+        unit = self.units.get(grid or "")
+        if unit is None:
+            return "社区"
+        return unit.branch or unit.name

@@ -1,0 +1,184 @@
+"""A resident's words become a work order: classify, find the place and grid, dispatch, answer.
+
+When the place cannot be found the bot asks for it and keeps the request as the resident's pending
+question; the answer (a place name or a location) finishes the order. Photos sent within ten minutes
+before or after a report are attached to it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from handlers import texts
+from handlers.context import Context
+from handlers.dispatch import dispatch
+from handlers.resident import rate, rating_of
+from handlers.workflow import apply, describe_duration
+from nlp.classifier import Classification
+from storage.models import Resident, WorkOrder, WorkOrderEvent
+from storage.orders import link_inbound, loose_images, recent_open_order
+from storage.repo import touch_resident
+
+PENDING_TTL = 3600.0  # how long the bot waits for the answer to "where is it?"
+PHOTO_WINDOW = timedelta(minutes=10)
+_GREETINGS = re.compile(
+    r"^(你好|您好|在吗|在不在|谢谢|多谢|好的|嗯+|ok|hi|hello|哈喽|早上好|晚上好)[!！。.~～?？]*$", re.I
+)
+_FIRE = ("火", "烟", "燃气", "煤气", "天然气", "爆炸")
+_MEDICAL = ("摔倒", "晕倒", "昏迷", "受伤", "流血", "不省人事", "心脏", "急病", "触电")
+_POLICE = ("打架", "斗殴", "持刀", "抢劫", "偷", "盗", "闯入", "跳楼")
+
+
+@dataclass(frozen=True)
+class Where:
+    place_id: int | None
+    grid: str
+    label: str  # how the place reads in messages
+    detail: str = ""
+    location: tuple[float, float] | None = None
+
+
+async def report(ctx: Context) -> str:
+    """A resident's text (or voice, or link title): a new request, or the answer to our question."""
+    resident = await touch_resident(ctx.session, ctx.speaker.openid, ctx.now)
+    pending = await ctx.state.get_pending(ctx.pending_key) or {}
+    text = ctx.msg.text.strip()
+    if pending.get("ask") == "place":
+        return await _answer_place(ctx, pending, text)
+    if pending.get("ask") == "rate" and (rating := rating_of(text)):
+        return await rate(ctx, int(pending["order"]), rating)
+    if _GREETINGS.match(text):
+        return texts.GREETING
+    where = _find_place(ctx, text) or _from_location(ctx, pending) or _bound_place(ctx, resident)
+    if where is None:
+        await ctx.state.set_pending(ctx.pending_key, {"ask": "place", "text": text}, PENDING_TTL)
+        return texts.ASK_PLACE
+    if pending.get("location"):
+        await ctx.state.clear_pending(ctx.pending_key)
+    return await open_order(ctx, text, where)
+
+
+async def location(ctx: Context) -> str:
+    """A location: answers "where is it?", or is remembered for the report that follows."""
+    await touch_resident(ctx.session, ctx.speaker.openid, ctx.now)
+    if ctx.msg.location is None:
+        return texts.LOCATION_RECEIVED
+    lat, lng = ctx.msg.location
+    pending = await ctx.state.get_pending(ctx.pending_key) or {}
+    grid = ctx.services.directory.grid_near(lat, lng)
+    if grid is None:
+        return texts.PLACE_NOT_FOUND
+    if pending.get("ask") == "place":
+        await ctx.state.clear_pending(ctx.pending_key)
+        label = ctx.msg.label or ctx.services.directory.unit_name(grid)
+        return await open_order(ctx, str(pending["text"]), Where(None, grid, label, location=(lat, lng)))
+    remembered = {"location": [lat, lng], "grid": grid, "label": ctx.msg.label or ""}
+    await ctx.state.set_pending(ctx.pending_key, remembered, PENDING_TTL)
+    return texts.LOCATION_RECEIVED
+
+
+async def photo(ctx: Context) -> str:
+    """A photo: added to the order the resident just opened, or kept for the report that follows."""
+    await touch_resident(ctx.session, ctx.speaker.openid, ctx.now)
+    order = await recent_open_order(ctx.session, ctx.speaker.openid, ctx.now - PHOTO_WINDOW)
+    if order is None:
+        return texts.IMAGE_RECEIVED
+    order.media = [*order.media, _media(ctx.msg.media_id, ctx.msg.pic_url)]
+    await link_inbound(ctx.session, [ctx.inbound_id], order.id)
+    return texts.PHOTO_ADDED.format(n=order.id)
+
+
+async def _answer_place(ctx: Context, pending: dict[str, Any], text: str) -> str:
+    where = _find_place(ctx, text)
+    if where is None:
+        return texts.PLACE_NOT_FOUND
+    await ctx.state.clear_pending(ctx.pending_key)
+    original = str(pending.get("text", ""))
+    return await open_order(ctx, f"{original}（地点：{text}）", where)
+
+
+def _find_place(ctx: Context, text: str) -> Where | None:
+    directory = ctx.services.directory
+    match = directory.index.find(text)
+    if match is None:
+        return None
+    place_id = int(match.key)
+    name = directory.places[place_id][0]
+    return Where(place_id, match.grid, name + match.detail, match.detail)
+
+
+def _from_location(ctx: Context, pending: dict[str, Any]) -> Where | None:
+    if not pending.get("location") or str(pending.get("grid", "")) not in ctx.services.directory.units:
+        return None
+    grid = str(pending["grid"])
+    lat, lng = pending["location"]
+    label = str(pending.get("label") or ctx.services.directory.unit_name(grid))
+    return Where(None, grid, label, location=(float(lat), float(lng)))
+
+
+def _bound_place(ctx: Context, resident: Resident) -> Where | None:
+    place = ctx.services.directory.places.get(resident.place_id or -1)
+    if place is None:
+        return None
+    detail = resident.place_detail or ""
+    return Where(resident.place_id, place[1], place[0] + detail, detail)
+
+
+def _media(media_id: str | None, pic_url: str | None) -> dict[str, str]:
+    return {key: value for key, value in (("media_id", media_id), ("pic_url", pic_url)) if value}
+
+
+async def open_order(ctx: Context, text: str, where: Where) -> str:
+    """Create, dispatch and announce the order; the reply gives its number, handler and time limit."""
+    result: Classification = ctx.services.classifier.classify(text)
+    order = WorkOrder(
+        resident_openid=ctx.speaker.openid,
+        text=text,
+        category=result.label,
+        confidence=round(result.confidence, 4),
+        keywords=list(result.keywords),
+        urgent=result.urgent,
+        place_id=where.place_id,
+        place_detail=where.detail or None,
+        unit_id=where.grid,
+        state="new",
+        media=[],
+        lat=where.location[0] if where.location else None,
+        lng=where.location[1] if where.location else None,
+        created_at=ctx.now,
+    )
+    ctx.session.add(order)
+    await ctx.session.flush()
+    ctx.session.add(
+        WorkOrderEvent(
+            order_id=order.id, kind="create", actor=ctx.speaker.openid, text=text, to_state="new", at=ctx.now
+        )
+    )
+    photos = await loose_images(ctx.session, ctx.msg.channel, ctx.speaker.openid, ctx.now - PHOTO_WINDOW)
+    order.media = [_media(p.payload.get("media_id"), p.payload.get("pic_url")) for p in photos]
+    await link_inbound(ctx.session, [ctx.inbound_id, *(p.id for p in photos)], order.id)
+
+    assignment = await dispatch(ctx, order, where.label)
+    if assignment.assignee is not None:
+        ctx.session.add(apply(order, "assign", actor="system", text=assignment.summary, at=ctx.now))
+    limits = ctx.services.limits
+    order.accept_due = limits.accept_due(order, ctx.now)
+    within = describe_duration(limits.seconds("accept", order.category, order.urgent))
+    reply = texts.accepted_reply(order.id, order.category, assignment.handler_name, within, order.urgent)
+    if order.urgent:
+        reply = _emergency_advice(result) + "\n" + reply
+    return reply
+
+
+def _emergency_advice(result: Classification) -> str:
+    cues = "".join(result.urgent_keywords)
+    if any(word in cues for word in _FIRE):
+        return texts.EMERGENCY["fire"]
+    if any(word in cues for word in _MEDICAL):
+        return texts.EMERGENCY["medical"]
+    if any(word in cues for word in _POLICE):
+        return texts.EMERGENCY["police"]
+    return texts.EMERGENCY["any"]

@@ -1,0 +1,93 @@
+"""Queries about work orders and the people who handle them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import InboundMessage, Person, WorkOrder, WorkOrderEvent
+
+OPEN = ("new", "assigned", "accepted", "reopened")
+
+
+async def get_order(session: AsyncSession, order_id: int, *, for_update: bool = False) -> WorkOrder | None:
+    stmt = select(WorkOrder).where(WorkOrder.id == order_id)
+    if for_update:
+        stmt = stmt.with_for_update()
+    return await session.scalar(stmt)
+
+
+async def orders_of_resident(session: AsyncSession, openid: str, *, limit: int = 5) -> list[WorkOrder]:
+    stmt = (
+        select(WorkOrder)
+        .where(WorkOrder.resident_openid == openid)
+        .order_by(WorkOrder.id.desc())
+        .limit(limit)
+    )
+    return list((await session.scalars(stmt)).all())
+
+
+async def open_orders_for(
+    session: AsyncSession, openid: str, grid: str | None, *, limit: int = 10
+) -> list[WorkOrder]:
+    """Open orders assigned to this person, or unassigned ones of their grid."""
+    condition = WorkOrder.assignee_openid == openid
+    if grid:
+        condition = condition | ((WorkOrder.unit_id == grid) & WorkOrder.assignee_openid.is_(None))
+    stmt = select(WorkOrder).where(WorkOrder.state.in_(OPEN), condition).order_by(WorkOrder.id).limit(limit)
+    return list((await session.scalars(stmt)).all())
+
+
+async def recent_open_order(session: AsyncSession, openid: str, since: datetime) -> WorkOrder | None:
+    stmt = (
+        select(WorkOrder)
+        .where(WorkOrder.resident_openid == openid, WorkOrder.created_at >= since, WorkOrder.state.in_(OPEN))
+        .order_by(WorkOrder.id.desc())
+        .limit(1)
+    )
+    return await session.scalar(stmt)
+
+
+async def loose_images(
+    session: AsyncSession, channel: str, openid: str, since: datetime
+) -> list[InboundMessage]:
+    """Photos this person sent recently that belong to no order yet."""
+    stmt = (
+        select(InboundMessage)
+        .where(
+            InboundMessage.channel == channel,
+            InboundMessage.sender == openid,
+            InboundMessage.kind == "image",
+            InboundMessage.order_id.is_(None),
+            InboundMessage.received_at >= since,
+        )
+        .order_by(InboundMessage.id)
+    )
+    return list((await session.scalars(stmt)).all())
+
+
+async def link_inbound(session: AsyncSession, inbound_ids: list[int], order_id: int) -> None:
+    if inbound_ids:
+        await session.execute(
+            update(InboundMessage).where(InboundMessage.id.in_(inbound_ids)).values(order_id=order_id)
+        )
+
+
+async def people_in(session: AsyncSession, unit_id: str | None, roles: tuple[str, ...]) -> list[Person]:
+    """Active people of a unit with one of these roles, in the order of `roles`, then by openid."""
+    if not unit_id:
+        return []
+    stmt = select(Person).where(Person.unit_id == unit_id, Person.role.in_(roles), Person.active.is_(True))
+    people = list((await session.scalars(stmt)).all())
+    return sorted(people, key=lambda p: (roles.index(p.role), p.openid))
+
+
+async def events_of(session: AsyncSession, order_id: int) -> list[WorkOrderEvent]:
+    stmt = select(WorkOrderEvent).where(WorkOrderEvent.order_id == order_id).order_by(WorkOrderEvent.id)
+    return list((await session.scalars(stmt)).all())
+
+
+async def person(session: AsyncSession, openid: str | None) -> Person | None:
+    return await session.get(Person, openid) if openid else None

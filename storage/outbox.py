@@ -1,0 +1,189 @@
+"""The outbox: messages to send, written in the caller's transaction, claimed by a worker with a lease.
+
+A row's life: `pending` → `sent`, or → `deferred` (the person is outside WeChat's customer-service
+window) → `delivered_in_reply` (prepended to the passive reply to their next message), or → `failed`.
+
+`claim_next` moves `next_attempt_at` forward by the lease and bumps `attempts`: the row is invisible to
+other workers until the lease lapses, so a worker that dies mid-send leaves it to be sent again later.
+`attempts` doubles as a fencing token: a worker whose lease lapsed cannot overwrite a newer claim.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import OutboxMessage, utcnow
+
+__all__ = [
+    "DEFERRED",
+    "DELIVERED_IN_REPLY",
+    "FAILED",
+    "PENDING",
+    "SENT",
+    "claim_next",
+    "enqueue",
+    "mark_deferred",
+    "mark_failed",
+    "mark_retry",
+    "mark_sent",
+    "take_deferred",
+    "undeliverable",
+]
+
+PENDING = "pending"
+SENT = "sent"
+DEFERRED = "deferred"
+DELIVERED_IN_REPLY = "delivered_in_reply"  # needs `status` VARCHAR(24)
+FAILED = "failed"
+
+_ERROR_MAX = 500
+
+
+async def enqueue(
+    session: AsyncSession,
+    *,
+    send_key: str,
+    channel: str,
+    recipient: str,
+    text: str,
+    order_id: int | None = None,
+    kind: str = "text",
+    payload: dict[str, Any] | None = None,
+    now: datetime | None = None,
+) -> bool:
+    """Queue a message in the caller's transaction. True if queued; False if `send_key` already was.
+
+    Insert-or-ignore, so a repeated key neither raises nor spoils the caller's transaction.
+    """
+    now = now or utcnow()
+    values = {
+        "send_key": send_key,
+        "channel": channel,
+        "recipient": recipient,
+        "kind": kind,
+        "text": text,
+        "payload": payload or {},
+        "order_id": order_id,
+        "status": PENDING,
+        "attempts": 0,
+        "next_attempt_at": now,
+        "created_at": now,
+    }
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        stmt: Any = postgresql.insert(OutboxMessage).values(values).on_conflict_do_nothing()
+    elif dialect == "sqlite":
+        stmt = sqlite.insert(OutboxMessage).values(values).on_conflict_do_nothing()
+    else:  # pragma: no cover - only the two supported backends run the bot
+        stmt = insert(OutboxMessage).values(values)
+    result = await session.execute(stmt)
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def claim_next(session: AsyncSession, now: datetime, lease_seconds: float) -> OutboxMessage | None:
+    """Take the most overdue pending row for `lease_seconds`, or None when nothing is due.
+
+    One statement, so it is atomic on SQLite; on PostgreSQL `SKIP LOCKED` lets concurrent claimers pass
+    each other instead of queueing on the same row. The caller commits before sending.
+    """
+    due = (OutboxMessage.status == PENDING) & (OutboxMessage.next_attempt_at <= now)
+    candidate = (
+        select(OutboxMessage.id)
+        .where(due)
+        .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
+        .limit(1)
+        .with_for_update(skip_locked=True)  # rendered on PostgreSQL only
+        .scalar_subquery()
+    )
+    stmt = (
+        update(OutboxMessage)
+        .where(OutboxMessage.id == candidate, due)
+        .values(
+            next_attempt_at=now + timedelta(seconds=lease_seconds),
+            attempts=OutboxMessage.attempts + 1,
+        )
+        .returning(OutboxMessage)
+        .execution_options(synchronize_session=False, populate_existing=True)
+    )
+    return (await session.scalars(stmt)).one_or_none()
+
+
+async def _set(session: AsyncSession, message_id: int, fence: int | None, **values: Any) -> bool:
+    """Update a pending row; with `fence`, only if no claim came after the one that read `attempts`."""
+    stmt = update(OutboxMessage).where(OutboxMessage.id == message_id, OutboxMessage.status == PENDING)
+    if fence is not None:
+        stmt = stmt.where(OutboxMessage.attempts == fence)
+    result = await session.execute(stmt.values(**values).execution_options(synchronize_session=False))
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def mark_sent(session: AsyncSession, message_id: int, now: datetime) -> bool:
+    """Record a delivery. Not fenced: whoever sent it, it was sent. False if it was no longer pending."""
+    return await _set(session, message_id, None, status=SENT, sent_at=now, last_error=None)
+
+
+async def mark_retry(
+    session: AsyncSession,
+    message_id: int,
+    *,
+    attempts: int,
+    error: str,
+    next_at: datetime,
+    count: bool = True,
+) -> bool:
+    """Try again at `next_at`. `attempts` is the value the claim returned; False if a newer claim won.
+
+    `count=False` gives the attempt back (a quota stop is not the message's fault).
+    """
+    values: dict[str, Any] = {"next_attempt_at": next_at, "last_error": error[:_ERROR_MAX]}
+    if not count:
+        values["attempts"] = attempts - 1
+    return await _set(session, message_id, attempts, **values)
+
+
+async def mark_failed(session: AsyncSession, message_id: int, *, attempts: int, error: str) -> bool:
+    """Give up on the message; it stays visible in `undeliverable`."""
+    return await _set(session, message_id, attempts, status=FAILED, last_error=error[:_ERROR_MAX])
+
+
+async def mark_deferred(session: AsyncSession, message_id: int, *, attempts: int, error: str) -> bool:
+    """Keep the notice for the passive reply to the recipient's next message."""
+    return await _set(session, message_id, attempts, status=DEFERRED, last_error=error[:_ERROR_MAX])
+
+
+async def take_deferred(
+    session: AsyncSession, channel: str, recipient: str, now: datetime | None = None
+) -> list[OutboxMessage]:
+    """The deferred notices for one person, oldest first, marked delivered in the caller's transaction.
+
+    One UPDATE … RETURNING, so two concurrent replies cannot both take the same notice.
+    """
+    stmt = (
+        update(OutboxMessage)
+        .where(
+            OutboxMessage.channel == channel,
+            OutboxMessage.recipient == recipient,
+            OutboxMessage.status == DEFERRED,
+        )
+        .values(status=DELIVERED_IN_REPLY, sent_at=now or utcnow())
+        .returning(OutboxMessage)
+        .execution_options(synchronize_session=False, populate_existing=True)
+    )
+    rows = list((await session.scalars(stmt)).all())
+    return sorted(rows, key=lambda row: (row.created_at, row.id))
+
+
+async def undeliverable(session: AsyncSession, *, limit: int = 100) -> list[OutboxMessage]:
+    """Failed and deferred messages, oldest first: what an admin may need to pass on by other means."""
+    stmt = (
+        select(OutboxMessage)
+        .where(OutboxMessage.status.in_((FAILED, DEFERRED)))
+        .order_by(OutboxMessage.created_at, OutboxMessage.id)
+        .limit(limit)
+    )
+    return list((await session.scalars(stmt)).all())
