@@ -103,7 +103,8 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
 
 def _state(given: StateStore | None) -> Callable[[web.Application], AsyncIterator[None]]:
     async def context(app: web.Application) -> AsyncIterator[None]:
-        store = given or open_state(app[keys.SETTINGS].storage.redis_url)
+        storage = app[keys.SETTINGS].storage
+        store = given or open_state(storage.redis_url, prefix=storage.redis_prefix)
         app[keys.STATE] = store
         yield
         if given is None:
@@ -176,8 +177,10 @@ async def _outbox(app: web.Application) -> AsyncIterator[None]:
         task = asyncio.create_task(worker.run(), name="outbox")
         yield
         worker.stop()
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.wait_for(task, timeout=15)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(
+                task, worker.lease
+            )  # on timeout it is cancelled; the row is re-sent after its lease
 
 
 async def _inbox(app: web.Application) -> AsyncIterator[None]:

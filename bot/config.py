@@ -74,6 +74,7 @@ class WeComSettings:
 class StorageSettings:
     database_url: str = "sqlite+aiosqlite:///gridbot.db"
     redis_url: str = ""
+    redis_prefix: str = "gridbot:"
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ Filter = Callable[[Context], bool]
 STAFF_WORDS = frozenset({"待办", "接单", "进展", "办结"})
 ADMIN_WORDS = frozenset({"状态"})
 RESIDENT_WORDS = frozenset({"查询", "评价"})
-MAX_DEFERRED_BYTES = 1500  # leaves room for the reply itself within WeChat's 2048 bytes
+DEFERRED_PER_REPLY = 3  # with the reply itself this stays within WeChat's 2048 bytes; the rest wait
 
 
 def event(name: str | None = None) -> Filter:
@@ -158,7 +158,7 @@ class Dispatcher:
             else:
                 reply = await self.route(ctx)(ctx)
             if msg.kind != "event" or msg.event == "subscribe":
-                reply = await _with_deferred(session, msg, reply)
+                reply = await _with_deferred(session, msg, reply, now)
             await mark_handled(session, inbound_id, reply or "", now)
         if ctx.queued and self.on_queued is not None:
             self.on_queued()
@@ -171,8 +171,10 @@ class Dispatcher:
         return conversation.unsupported
 
 
-async def _with_deferred(session: AsyncSession, msg: Incoming, reply: str | None) -> str | None:
-    notices = await take_deferred(session, msg.channel, msg.sender)
+async def _with_deferred(
+    session: AsyncSession, msg: Incoming, reply: str | None, now: datetime
+) -> str | None:
+    notices = await take_deferred(session, msg.channel, msg.sender, now, limit=DEFERRED_PER_REPLY)
     if not notices:
         return reply
     parts = [notice.text for notice in notices]

@@ -95,6 +95,11 @@ class FakeWeChat:
         after `delay` seconds."""
         self._faults.append(Fault(touser, errcode, times, status, delay))
 
+    def clear_faults(self) -> None:
+        """Forget every fault not yet used up."""
+        self._faults = []
+        self._token_faults.clear()
+
     def fail_token_next(self, errcode: int, times: int = 1) -> None:
         """The next `times` token fetches answer `errcode`."""
         self._token_faults.extend([errcode] * times)

@@ -11,6 +11,7 @@ _HELP = {
     "gridbot_handler_errors_total": "Inbound messages whose handler raised.",
     "gridbot_messages_handled_total": "Inbound messages handled, by kind.",
     "gridbot_request_seconds": "Time to answer a WeChat push.",
+    "gridbot_outbox_total": "Outbox send attempts by result.",
 }
 
 

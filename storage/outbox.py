@@ -157,19 +157,30 @@ async def mark_deferred(session: AsyncSession, message_id: int, *, attempts: int
 
 
 async def take_deferred(
-    session: AsyncSession, channel: str, recipient: str, now: datetime | None = None
+    session: AsyncSession,
+    channel: str,
+    recipient: str,
+    now: datetime | None = None,
+    *,
+    limit: int | None = None,
 ) -> list[OutboxMessage]:
-    """The deferred notices for one person, oldest first, marked delivered in the caller's transaction.
+    """The deferred notices for one person (the oldest `limit`), marked delivered in the caller's transaction.
 
     One UPDATE … RETURNING, so two concurrent replies cannot both take the same notice.
     """
-    stmt = (
-        update(OutboxMessage)
+    oldest = (
+        select(OutboxMessage.id)
         .where(
             OutboxMessage.channel == channel,
             OutboxMessage.recipient == recipient,
             OutboxMessage.status == DEFERRED,
         )
+        .order_by(OutboxMessage.created_at, OutboxMessage.id)
+        .limit(limit)
+    )
+    stmt = (
+        update(OutboxMessage)
+        .where(OutboxMessage.id.in_(oldest), OutboxMessage.status == DEFERRED)
         .values(status=DELIVERED_IN_REPLY, sent_at=now or utcnow())
         .returning(OutboxMessage)
         .execution_options(synchronize_session=False, populate_existing=True)

@@ -275,3 +275,30 @@ class TestDelivery:
         assert await deferred() == []
         again = await wechat.say(RESIDENT, "查询")
         assert "已由" not in (again.content or "")
+
+    async def test_many_deferred_notices_ride_three_at_a_time(
+        self, start: Start, engine: AsyncEngine, fake_api: FakeServer
+    ) -> None:
+        _, wechat = await start()
+        await wechat.say(RESIDENT, "筱塘新村路灯不亮")
+        fake_api.fake.fail_next(RESIDENT, 45047, times=5)
+        await wechat.say(LEADER, "接单 1")
+        for step in range(4):
+            await wechat.say(LEADER, f"进展 1 第{step + 1}步")
+        await eventually(lambda: fake_api.fake.send_requests >= 6)  # 1 to the leader + 5 refused
+
+        async def deferred_count() -> int:
+            async with session_factory(engine)() as session:
+                rows = await session.scalars(select(OutboxMessage).where(OutboxMessage.status == "deferred"))
+                return len(rows.all())
+
+        async with asyncio.timeout(5):
+            while await deferred_count() < 5:  # noqa: ASYNC110 - waits on the outbox worker's database write
+                await asyncio.sleep(0.02)
+        first = (await wechat.say(RESIDENT, "查询")).content or ""
+        second = (await wechat.say(RESIDENT, "查询")).content or ""
+        third = (await wechat.say(RESIDENT, "查询")).content or ""
+        assert first.count("\n——\n") == 3 and "已由" in first and "第2步" in first and "第3步" not in first
+        assert second.count("\n——\n") == 2 and "第3步" in second and "第4步" in second
+        assert "——" not in third
+        assert all(len(reply.encode()) <= 2048 for reply in (first, second))

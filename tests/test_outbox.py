@@ -228,7 +228,8 @@ async def test_out_of_window_is_deferred_and_taken_once_for_the_next_reply(
         assert len(await outbox.take_deferred(session, "wechat", "oA")) == 2
         await session.rollback()  # the reply was not stored: the notices stay for the next one
     async with sessions() as session, session.begin():
-        taken = await outbox.take_deferred(session, "wechat", "oA", clock.dt())
+        taken = await outbox.take_deferred(session, "wechat", "oA", clock.dt(), limit=1)
+        taken += await outbox.take_deferred(session, "wechat", "oA", clock.dt())
         assert await outbox.take_deferred(session, "wechat", "oB") == []
     assert [m.text for m in taken] == ["工单 #1 已受理", "工单 #1 已办结，请评价"]
     assert {m.status for m in taken} == {outbox.DELIVERED_IN_REPLY}
