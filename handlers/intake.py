@@ -27,6 +27,7 @@ PHOTO_WINDOW = timedelta(minutes=10)
 _GREETINGS = re.compile(
     r"^(你好|您好|在吗|在不在|谢谢|多谢|好的|嗯+|ok|hi|hello|哈喽|早上好|晚上好)[!！。.~～?？]*$", re.I
 )
+_CANCEL = frozenset({"取消", "算了", "不用了", "没事了"})
 _FIRE = ("火", "烟", "燃气", "煤气", "天然气", "爆炸")
 _MEDICAL = ("摔倒", "晕倒", "昏迷", "受伤", "流血", "不省人事", "心脏", "急病", "触电")
 _POLICE = ("打架", "斗殴", "持刀", "抢劫", "偷", "盗", "闯入", "跳楼")
@@ -92,6 +93,9 @@ async def photo(ctx: Context) -> str:
 
 
 async def _answer_place(ctx: Context, pending: dict[str, Any], text: str) -> str:
+    if text in _CANCEL:
+        await ctx.state.clear_pending(ctx.pending_key)
+        return texts.REPORT_CANCELLED
     where = _find_place(ctx, text)
     if where is None:
         return texts.PLACE_NOT_FOUND

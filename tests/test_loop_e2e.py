@@ -166,6 +166,12 @@ class TestWhereIsIt:
         assert row.unit_id == "dongzhen-2" and "垃圾桶满了" in row.text and row.place_detail == "8栋"
         assert "#1" in (await pushed(fake_api, "oLeader-dongzhen-2", 1))[0]
 
+    async def test_the_question_can_be_cancelled(self, start: Start, engine: AsyncEngine) -> None:
+        _, wechat = await start()
+        assert (await wechat.say(RESIDENT, "有只狗一直叫")).content == texts.ASK_PLACE
+        assert (await wechat.say(RESIDENT, "算了")).content == texts.REPORT_CANCELLED
+        assert (await wechat.say(RESIDENT, "查询")).content == texts.NO_ORDERS
+
     async def test_a_location_answers_the_question_through_the_nearest_grid(
         self, start: Start, engine: AsyncEngine
     ) -> None:
