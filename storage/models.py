@@ -171,6 +171,9 @@ class WorkOrder(Base):
     duplicate_of: Mapped[int | None] = mapped_column(ForeignKey("work_order.id"))
     rating: Mapped[str | None] = mapped_column(String(16))
     escalation_level: Mapped[int] = mapped_column(Integer, default=0)
+    # How far the timers have gone in the current phase (waiting to be accepted, resolved or rated):
+    # 0 nothing yet; each reminder or escalation moves it on once. A new phase starts it again at 0.
+    timer_step: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     accept_due: Mapped[datetime | None]
     resolve_due: Mapped[datetime | None]

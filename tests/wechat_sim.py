@@ -1,12 +1,12 @@
 """Plays the WeChat platform: builds pushes exactly as it sends them (signed, optionally AES-encrypted)
-and reads the bot's replies back. Used by the end-to-end tests and the benchmark."""
+and reads the bot's replies back. Used by the end-to-end tests and the benchmark.
+
+The message builders and the plaintext signing live in `bot.wechat_client` (so `gridbot chat` can use
+them); they are re-exported here under their old names."""
 
 from __future__ import annotations
 
 import base64
-import itertools
-import random
-import string
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,72 +17,31 @@ from wechatpy.crypto import PrpCrypto
 from wechatpy.utils import to_text
 
 from bot.wechat import sign
+from bot.wechat_client import (
+    cdata,
+    event_xml,
+    image_xml,
+    link_xml,
+    location_xml,
+    message_xml,
+    next_msg_id,
+    signed_query,
+    text_xml,
+    voice_xml,
+)
 
-_msg_ids = itertools.count(7_000_000_000_000_000_000 + random.randrange(10**12))
-
-
-def next_msg_id() -> str:
-    return str(next(_msg_ids))
-
-
-def _cdata(value: str) -> str:
-    return "<![CDATA[" + value.replace("]]>", "]]]]><![CDATA[>") + "]]>"
-
-
-def message_xml(
-    msg_type: str,
-    sender: str,
-    fields: dict[str, str | int | float],
-    *,
-    account: str = "gh_gridbot",
-    create_time: int | None = None,
-    msg_id: str | None = None,
-) -> str:
-    """One push as the platform writes it: strings in CDATA, numbers bare."""
-    parts = [
-        f"<ToUserName>{_cdata(account)}</ToUserName>",
-        f"<FromUserName>{_cdata(sender)}</FromUserName>",
-        f"<CreateTime>{create_time if create_time is not None else int(time.time())}</CreateTime>",
-        f"<MsgType>{_cdata(msg_type)}</MsgType>",
-    ]
-    for key, value in fields.items():
-        parts.append(f"<{key}>{_cdata(value) if isinstance(value, str) else value}</{key}>")
-    if msg_type != "event":
-        parts.append(f"<MsgId>{msg_id or next_msg_id()}</MsgId>")
-    return "<xml>" + "".join(parts) + "</xml>"
-
-
-def text_xml(sender: str, content: str, **kw: Any) -> str:
-    return message_xml("text", sender, {"Content": content}, **kw)
-
-
-def voice_xml(sender: str, recognition: str, **kw: Any) -> str:
-    return message_xml(
-        "voice", sender, {"MediaId": "media-voice-1", "Format": "amr", "Recognition": recognition}, **kw
-    )
-
-
-def image_xml(sender: str, **kw: Any) -> str:
-    return message_xml(
-        "image", sender, {"PicUrl": "http://mmbiz.example/pic.jpg", "MediaId": "media-img-1"}, **kw
-    )
-
-
-def location_xml(sender: str, lat: float, lng: float, label: str = "", **kw: Any) -> str:
-    return message_xml(
-        "location", sender, {"Location_X": lat, "Location_Y": lng, "Scale": 15, "Label": label}, **kw
-    )
-
-
-def link_xml(sender: str, title: str, url: str, **kw: Any) -> str:
-    return message_xml("link", sender, {"Title": title, "Description": "", "Url": url}, **kw)
-
-
-def event_xml(sender: str, event: str, key: str | None = None, **kw: Any) -> str:
-    fields: dict[str, str | int | float] = {"Event": event}
-    if key is not None:
-        fields["EventKey"] = key
-    return message_xml("event", sender, fields, **kw)
+__all__ = [
+    "Reply",
+    "WeChatPlatform",
+    "event_xml",
+    "image_xml",
+    "link_xml",
+    "location_xml",
+    "message_xml",
+    "next_msg_id",
+    "text_xml",
+    "voice_xml",
+]
 
 
 @dataclass
@@ -124,22 +83,18 @@ class WeChatPlatform:
     def signed(self, body_xml: str, *, mode: str | None = None) -> tuple[dict[str, str], str]:
         """The query string and body for this push."""
         mode = mode or self.mode
-        timestamp = str(int(self.clock()))
-        nonce = "".join(random.choices(string.digits, k=9))
-        query = {"signature": sign(self.token, timestamp, nonce), "timestamp": timestamp, "nonce": nonce}
-        query["openid"] = str(xmltodict.parse(body_xml)["xml"]["FromUserName"])
+        query = signed_query(self.token, body_xml, clock=self.clock)
+        timestamp, nonce = query["timestamp"], query["nonce"]
         if mode == "plain":
             return query, body_xml
         encrypt = to_text(self._crypto().encrypt(body_xml, self.app_id))
         query["encrypt_type"] = "aes"
         query["msg_signature"] = sign(self.token, timestamp, nonce, encrypt)
         if mode == "compatible":
-            body = body_xml.replace("</xml>", f"<Encrypt>{_cdata(encrypt)}</Encrypt></xml>")
+            body = body_xml.replace("</xml>", f"<Encrypt>{cdata(encrypt)}</Encrypt></xml>")
         else:
             account = str(xmltodict.parse(body_xml)["xml"]["ToUserName"])
-            body = (
-                f"<xml><ToUserName>{_cdata(account)}</ToUserName><Encrypt>{_cdata(encrypt)}</Encrypt></xml>"
-            )
+            body = f"<xml><ToUserName>{cdata(account)}</ToUserName><Encrypt>{cdata(encrypt)}</Encrypt></xml>"
         return query, body
 
     async def send(self, body_xml: str, *, mode: str | None = None) -> Reply:
