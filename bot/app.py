@@ -130,7 +130,9 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     async with app[keys.SESSIONS]() as session:
         directory = await Directory.load(session)
     classifier = await asyncio.to_thread(_load_classifier, settings.nlp.rules, directory)
-    app[keys.SERVICES] = Services(classifier, directory, limits(settings.sla, classifier))
+    app[keys.SERVICES] = Services(
+        classifier, directory, limits(settings.sla, classifier), wecom=settings.wecom.enabled
+    )
     yield
 
 

@@ -57,6 +57,7 @@ class Services:
     classifier: Classifier
     directory: Directory
     limits: Limits
+    wecom: bool = False  # staff with a wecom_userid get their notices through the WeCom app
 
 
 @dataclass

@@ -2,8 +2,21 @@
 
 from __future__ import annotations
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from handlers.context import Context
+from storage.models import Person
 from storage.outbox import enqueue
+
+
+async def address_of(session: AsyncSession, openid: str, *, wecom: bool) -> tuple[str, str]:
+    """Where to reach a person: the WeCom app for staff who have a WeCom id (when it is set up), else
+    the official account."""
+    if wecom:
+        person = await session.get(Person, openid)
+        if person is not None and person.active and person.wecom_userid:
+            return "wecom", person.wecom_userid
+    return "wechat", openid
 
 
 async def notify(ctx: Context, openid: str | None, text: str, *, order_id: int | None, reason: str) -> None:
@@ -14,12 +27,13 @@ async def notify(ctx: Context, openid: str | None, text: str, *, order_id: int |
     """
     if not openid or openid == ctx.speaker.openid:
         return
+    channel, recipient = await address_of(ctx.session, openid, wecom=ctx.services.wecom)
     key = f"{ctx.msg.channel}:{ctx.inbound_id}:{reason}:{order_id}:{openid}"
     queued = await enqueue(
         ctx.session,
         send_key=key,
-        channel="wechat",
-        recipient=openid,
+        channel=channel,
+        recipient=recipient,
         text=text,
         order_id=order_id,
         now=ctx.now,
