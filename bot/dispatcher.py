@@ -25,9 +25,11 @@ from storage.state import StateStore
 Handler = Callable[[Context], Awaitable[str | None]]
 Filter = Callable[[Context], bool]
 
-STAFF_WORDS = frozenset({"待办", "接单", "进展", "办结"})
-ADMIN_WORDS = frozenset({"状态"})
-RESIDENT_WORDS = frozenset({"查询", "评价"})
+STAFF_WORDS = frozenset({"待办", "接单", "领单", "进展", "办结", "转派", "退单", "延期"})
+ADMIN_WORDS = frozenset({"状态", "列表", "逾期", "派单", "督办"})
+RESIDENT_WORDS = frozenset({"查询", "评价", "撤销", "催办", "绑定"})
+# The WeCom app is for staff; residents use the official account. (Belongs in handlers/texts.py.)
+WECOM_STAFF_ONLY = "您好，这个企业微信应用仅供网格工作人员使用。居民反映问题、查询进度，请使用社区公众号。"
 DEFERRED_PER_REPLY = 3  # with the reply itself this stays within WeChat's 2048 bytes; the rest wait
 
 
@@ -63,6 +65,17 @@ def always(ctx: Context) -> bool:
     return True
 
 
+def wecom_stranger(ctx: Context) -> bool:
+    """Someone in the corp's WeCom who is not listed in the org file (events other than a follow aside)."""
+    if ctx.msg.channel != "wecom" or ctx.speaker.is_staff:
+        return False
+    return ctx.msg.kind != "event" or ctx.msg.event == "subscribe"
+
+
+async def wecom_staff_only(ctx: Context) -> str:
+    return WECOM_STAFF_ONLY
+
+
 async def say_error(ctx: Context) -> str:
     assert ctx.command is not None and ctx.command.error is not None
     return ctx.command.error
@@ -85,23 +98,39 @@ class Route:
 
 
 ROUTES: tuple[Route, ...] = (
+    Route(wecom_stranger, wecom_staff_only),  # the WeCom app never takes a report from a non-staff member
     Route(event("subscribe"), conversation.welcome),
     Route(event("unsubscribe"), conversation.goodbye),
     Route(event(), conversation.ignore),
     Route(command("帮助"), conversation.help_text),
+    # Commands written wrongly get their hint, but only from someone who may use them.
     Route(both(command(*STAFF_WORDS), staff_only, miswritten), say_error),
     Route(both(command(*ADMIN_WORDS), admin_only, miswritten), say_error),
-    Route(both(command(*RESIDENT_WORDS), miswritten), say_error),
+    Route(both(command(*RESIDENT_WORDS), miswritten, lambda ctx: not ctx.speaker.is_staff), say_error),
+    # Grid staff (and admins, who may also transfer and grant extensions).
     Route(both(command("待办"), staff_only), staff.todo),
     Route(both(command("接单"), staff_only), staff.accept),
+    Route(both(command("领单"), staff_only), staff.claim),
     Route(both(command("进展"), staff_only), staff.progress),
     Route(both(command("办结"), staff_only), staff.resolve),
+    Route(both(command("转派"), staff_only), staff.transfer),
+    Route(both(command("退单"), staff_only), staff.return_order),
+    Route(both(command("延期"), staff_only), staff.extend),
+    # Admins.
     Route(both(command("状态"), admin_only), admin.status),
+    Route(both(command("列表"), admin_only), admin.list_orders),
+    Route(both(command("逾期"), admin_only), admin.overdue),
+    Route(both(command("派单"), admin_only), admin.dispatch_order),
+    Route(both(command("督办"), admin_only), admin.supervise),
     Route(command(*ADMIN_WORDS), refuse_admin_word),
     Route(command(*STAFF_WORDS), refuse_staff_word),
-    Route(both(command("查询"), staff_only), conversation.help_text),
+    # Residents; staff get their help instead.
+    Route(both(command(*RESIDENT_WORDS), staff_only), conversation.help_text),
     Route(command("查询"), resident.query),
     Route(command("评价"), resident.rate_command),
+    Route(command("撤销"), resident.cancel),
+    Route(command("催办"), resident.urge),
+    Route(command("绑定"), resident.bind),
     Route(both(staff_only, kind("text", "voice")), conversation.help_text),
     Route(both(kind("voice"), lambda ctx: not ctx.msg.text.strip()), conversation.voice_unclear),
     Route(kind("text", "voice", "link"), intake.report),

@@ -1,12 +1,36 @@
-"""Admins in chat: 状态 (more commands come with the lifecycle issue)."""
+"""Admins in chat: 状态, 列表, 逾期, 派单, 督办 — each within the unit the admin oversees."""
 
 from __future__ import annotations
 
 from handlers import texts
 from handlers.access import may_oversee
 from handlers.context import Context
+from handlers.notices import notify
 from handlers.resident import card
-from storage.orders import get_order
+from handlers.staff import hand_over, load_order, step
+from handlers.views import local_time, order_line, short
+from handlers.workflow import OPEN_STATES
+from storage.orders import get_order, orders_in, overdue_in, people_in
+from storage.outbox import undeliverable
+
+LIST_STATES: dict[str, tuple[str, ...] | None] = {
+    "待派单": ("new",),
+    "待接单": ("assigned",),
+    "处理中": ("accepted", "reopened"),
+    "已退回": ("returned",),
+    "待评价": ("resolved",),
+    "已关闭": ("closed", "cancelled"),
+    "全部": None,
+}
+DEFAULT_LIST = tuple(sorted(OPEN_STATES))
+LIST_HINT = "可写：列表 待接单|处理中|已退回|待评价|全部 [单位]"
+
+
+def grids_under(ctx: Context, unit_id: str | None) -> list[str]:
+    directory = ctx.services.directory
+    return sorted(
+        u.id for u in directory.units.values() if u.level == "grid" and directory.contains(unit_id, u.id)
+    )
 
 
 async def status(ctx: Context) -> str:
@@ -17,4 +41,91 @@ async def status(ctx: Context) -> str:
         return texts.NO_SUCH_ORDER.format(n=number)
     if not may_oversee(ctx, order):
         return texts.NOT_ALLOWED.format(n=number)
-    return await card(ctx, order)
+    lines = [await card(ctx, order)]
+    if order.escalation_level:
+        lines.append(f"已升级督办 {order.escalation_level} 次")
+    due = order.resolve_due if order.state in ("accepted", "reopened") else order.accept_due
+    if order.state in OPEN_STATES and due is not None:
+        lines.append(f"时限：{local_time(due)}" + ("（已超时）" if due < ctx.now else ""))
+    failed = await undeliverable(ctx.session, grids=[order.unit_id or ""], limit=50)
+    missed = [m for m in failed if m.order_id == order.id]
+    if missed:
+        lines.append(f"有 {len(missed)} 条通知未送达，请电话联系相关人员。")
+    return "\n".join(lines)
+
+
+async def list_orders(ctx: Context) -> str:
+    assert ctx.command is not None
+    states: tuple[str, ...] | None = DEFAULT_LIST
+    scope = ctx.speaker.unit_id
+    for word in ctx.command.rest.split():
+        if word in LIST_STATES:
+            states = LIST_STATES[word]
+            continue
+        unit = _unit_named(ctx, word)
+        if unit is None:
+            return f"没有找到“{word}”。{LIST_HINT}"
+        scope = unit
+    orders, total = await orders_in(ctx.session, grids_under(ctx, scope), states)
+    if not orders:
+        return texts.NO_ORDERS_IN_LIST
+    head = f"{ctx.services.directory.unit_name(scope)}共 {total} 张" + (
+        f"，显示最新 {len(orders)} 张：" if total > len(orders) else "："
+    )
+    return "\n".join([head, *(order_line(o) for o in orders), "回复“状态 号”看详情。"])
+
+
+def _unit_named(ctx: Context, word: str) -> str | None:
+    """A unit the speaker oversees, by id or name."""
+    directory = ctx.services.directory
+    for unit in directory.units.values():
+        if word in (unit.id, unit.name) and directory.contains(ctx.speaker.unit_id, unit.id):
+            return unit.id
+    return None
+
+
+async def overdue(ctx: Context) -> str:
+    grids = grids_under(ctx, ctx.speaker.unit_id)
+    late = await overdue_in(ctx.session, grids, ctx.now)
+    missed = await undeliverable(ctx.session, grids=grids, limit=20)
+    if not late and not missed:
+        return texts.NOTHING_OVERDUE
+    lines: list[str] = []
+    if late:
+        lines.append(f"超时工单 {len(late)} 张：")
+        lines += [order_line(o) for o in late]
+    if missed:
+        lines.append(f"未送达通知 {len(missed)} 条（请电话联系）：")
+        lines += [f"#{m.order_id} 给{m.recipient[-4:]}：{short(m.text, 14)}" for m in missed[:5]]
+    lines.append("回复“督办 号”督促承办人，“派单 号 网格或人”改派。")
+    return "\n".join(lines)
+
+
+async def dispatch_order(ctx: Context) -> str:
+    """派单: an admin gives an order (waiting, returned, or not yet accepted) to a grid or a person."""
+    order = await load_order(ctx, may_oversee)
+    if isinstance(order, str):
+        return order
+    return await hand_over(ctx, order, "assign")
+
+
+async def supervise(ctx: Context) -> str:
+    """督办: the assignee (or, with none, the community admins) is told to hurry; recorded as an escalation."""
+    order = await load_order(ctx, may_oversee)
+    if isinstance(order, str):
+        return order
+    if order.state not in OPEN_STATES:
+        return f"工单 #{order.id} 不在办理中，无需督办。"
+    if refused := step(ctx, order, "supervise", f"{ctx.speaker.name}督办"):
+        return refused
+    order.escalation_level += 1
+    notice = texts.SUPERVISE_NOTICE.format(
+        who=ctx.speaker.name, n=order.id, category=order.category, words=short(order.text, 40)
+    )
+    recipients = [order.assignee_openid] if order.assignee_openid else []
+    if not recipients:
+        community = ctx.services.directory.ancestor(order.unit_id, "community")
+        recipients = [p.openid for p in await people_in(ctx.session, community, ("community_admin",))]
+    for openid in recipients:
+        await notify(ctx, openid, notice, order_id=order.id, reason="supervise")
+    return texts.SUPERVISED.format(n=order.id)

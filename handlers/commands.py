@@ -1,7 +1,7 @@
 """The command grammar: how a message is read as a command word, an order number and the rest.
 
 People write `接单 12`, `接单#12`, `接單 ＃１２`, `  进展 12  已联系物业 `; all read the same. A command
-with a missing or bad argument carries `error`, a specific Chinese hint.
+with a missing or bad argument carries `error`, a specific Chinese hint saying how to write it.
 """
 
 from __future__ import annotations
@@ -21,24 +21,61 @@ ALIASES: dict[str, str] = {
     "查询": "查询",
     "进度": "查询",
     "评价": "评价",
+    "撤销": "撤销",
+    "撤回": "撤销",
+    "催办": "催办",
+    "催单": "催办",
+    "绑定": "绑定",
     "待办": "待办",
     "接单": "接单",
+    "领单": "领单",
     "进展": "进展",
     "办结": "办结",
+    "转派": "转派",
+    "退单": "退单",
+    "延期": "延期",
     "状态": "状态",
+    "列表": "列表",
+    "逾期": "逾期",
+    "统计": "统计",
+    "派单": "派单",
+    "督办": "督办",
+    "排名": "排名",
 }
-NEEDS_NUMBER = {"接单", "进展", "办结", "评价", "状态"}
-NEEDS_TEXT = {"进展": "进展内容", "办结": "办理结果", "评价": "满意、基本满意或不满意"}
+NEEDS_NUMBER = frozenset(
+    {"接单", "领单", "进展", "办结", "转派", "退单", "延期", "评价", "撤销", "催办", "状态", "派单", "督办"}
+)
+NEEDS_TEXT = {
+    "进展": "进展内容",
+    "办结": "办理结果",
+    "评价": "满意、基本满意或不满意",
+    "转派": "转给哪个网格或哪位同志",
+    "派单": "派给哪个网格或哪位同志",
+    "退单": "退单原因",
+    "延期": "延期天数和原因",
+}
 EXAMPLES = {
     "接单": "接单 12",
+    "领单": "领单 12",
     "进展": "进展 12 已联系物业，明天上门",
     "办结": "办结 12 灯已更换",
+    "转派": "转派 12 筱塘社区第二网格",
+    "派单": "派单 12 筱塘社区第一网格",
+    "退单": "退单 12 不属于本网格",
+    "延期": "延期 12 3 等待配件",
     "评价": "评价 12 满意",
+    "撤销": "撤销 12",
+    "催办": "催办 12",
     "状态": "状态 12",
+    "督办": "督办 12",
 }
+PERIODS = {"今日": "今日", "今天": "今日", "本周": "本周", "这周": "本周", "本月": "本月", "这个月": "本月"}
+MAX_EXTENSION_DAYS = 30
 
-_WORD = re.compile(r"^([^\s#\d]+)\s*(.*)$", re.DOTALL)
+_WORD = re.compile(r"^([^\s#\d]+?)\s*(?=[\s#\d]|$)(.*)$", re.DOTALL)
 _NUMBER = re.compile(r"^#?\s*(\d{1,9})(?!\d)\s*(.*)$", re.DOTALL)
+_DAYS = re.compile(r"^(\d{1,3}|[一二两三四五六七八九十]{1,2})\s*(?:天|日)?\s*(.*)$", re.DOTALL)
+_CN_DIGITS = {"一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
 
 
 @dataclass(frozen=True)
@@ -46,6 +83,7 @@ class Command:
     word: str
     number: int | None = None
     rest: str = ""
+    days: int | None = None  # 延期
     error: str | None = None  # set when the command is recognised but written wrongly: how to write it
 
 
@@ -53,6 +91,18 @@ def clean(text: str) -> str:
     """Full-width → half-width, traditional → simplified, spaces folded."""
     text = unicodedata.normalize("NFKC", text)
     return " ".join(to_simplified(text).split())
+
+
+def _chinese_number(text: str) -> int:
+    if text.isdigit():
+        return int(text)
+    if text == "十":
+        return 10
+    if text.startswith("十"):
+        return 10 + _CN_DIGITS.get(text[1:], 0)
+    if text.endswith("十"):
+        return _CN_DIGITS.get(text[0], 0) * 10
+    return _CN_DIGITS.get(text, 0)
 
 
 def parse(text: str) -> Command | None:
@@ -71,4 +121,23 @@ def parse(text: str) -> Command | None:
         return Command(word, error=f"请写上工单号，例如：{EXAMPLES[word]}")
     if word in NEEDS_TEXT and not rest:
         return Command(word, number, error=f"请写上{NEEDS_TEXT[word]}，例如：{EXAMPLES[word]}")
+    if word == "延期":
+        return _extension(number, rest)
+    if word == "统计" and rest and rest not in PERIODS:
+        return Command(word, error="请写：统计、统计 今日、统计 本周 或 统计 本月")
+    if word == "统计":
+        return Command(word, rest=PERIODS.get(rest, "本月"))
     return Command(word=word, number=number, rest=rest)
+
+
+def _extension(number: int | None, rest: str) -> Command:
+    match = _DAYS.match(rest)
+    days = _chinese_number(match.group(1)) if match else 0
+    reason = match.group(2).strip() if match else ""
+    if not match or not 1 <= days <= MAX_EXTENSION_DAYS:
+        return Command(
+            "延期", number, error=f"请写上延期天数（1–{MAX_EXTENSION_DAYS}）和原因，例如：{EXAMPLES['延期']}"
+        )
+    if not reason:
+        return Command("延期", number, error=f"请写上延期原因，例如：{EXAMPLES['延期']}")
+    return Command("延期", number, rest=reason, days=days)

@@ -23,6 +23,8 @@ async def ignore(ctx: Context) -> None:
 
 
 async def help_text(ctx: Context) -> str:
+    if ctx.speaker.is_admin:
+        return texts.HELP_ADMIN
     return texts.HELP_STAFF if ctx.speaker.is_staff else texts.HELP_RESIDENT
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from handlers import texts
 from handlers.context import Context
 from handlers.dispatch import dispatch
-from handlers.resident import rate, rating_of
+from handlers.resident import BIND_PENDING, bind_grid, bind_to, rate, rating_of
 from handlers.workflow import apply, describe_duration
 from nlp.classifier import Classification
 from storage.models import Resident, WorkOrder, WorkOrderEvent
@@ -51,6 +51,8 @@ async def report(ctx: Context) -> str:
         return await _answer_place(ctx, pending, text)
     if pending.get("ask") == "rate" and (rating := rating_of(text)):
         return await rate(ctx, int(pending["order"]), rating)
+    if pending.get("ask") == BIND_PENDING:
+        return await bind_to(ctx, text)
     if _GREETINGS.match(text):
         return texts.GREETING
     where = _find_place(ctx, text) or _from_location(ctx, pending) or _bound_place(ctx, resident)
@@ -76,6 +78,8 @@ async def location(ctx: Context) -> str:
         await ctx.state.clear_pending(ctx.pending_key)
         label = ctx.msg.label or ctx.services.directory.unit_name(grid)
         return await open_order(ctx, str(pending["text"]), Where(None, grid, label, location=(lat, lng)))
+    if pending.get("ask") == BIND_PENDING:
+        return await bind_grid(ctx, grid, ctx.msg.label or "")
     remembered = {"location": [lat, lng], "grid": grid, "label": ctx.msg.label or ""}
     await ctx.state.set_pending(ctx.pending_key, remembered, PENDING_TTL)
     return texts.LOCATION_RECEIVED
@@ -124,11 +128,14 @@ def _from_location(ctx: Context, pending: dict[str, Any]) -> Where | None:
 
 
 def _bound_place(ctx: Context, resident: Resident) -> Where | None:
-    place = ctx.services.directory.places.get(resident.place_id or -1)
-    if place is None:
-        return None
+    directory = ctx.services.directory
     detail = resident.place_detail or ""
-    return Where(resident.place_id, place[1], place[0] + detail, detail)
+    place = directory.places.get(resident.place_id or -1)
+    if place is not None:
+        return Where(resident.place_id, place[1], place[0] + detail, detail)
+    if resident.unit_id in directory.units:  # bound by a location: the grid, and the label WeChat gave
+        return Where(None, str(resident.unit_id), detail or directory.unit_name(resident.unit_id))
+    return None
 
 
 def _media(media_id: str | None, pic_url: str | None) -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""Residents' commands: 查询/进度 and 评价 (also the digit answering "请评价")."""
+"""Residents' commands: 查询/进度, 评价 (also the digit answering "请评价"), 撤销, 催办, 绑定."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ from handlers.access import owns
 from handlers.context import Context
 from handlers.directory import Directory
 from handlers.notices import notify
-from handlers.views import order_card, order_line
-from handlers.workflow import RATINGS, IllegalTransition, apply
+from handlers.views import order_card, order_line, short
+from handlers.workflow import OPEN_STATES, RATINGS, STATE_NAMES, IllegalTransition, apply
 from storage.models import WorkOrder
 from storage.orders import events_of, get_order, orders_of_resident, people_in, person
+from storage.repo import touch_resident
 
 _RATING_WORDS = {"1": "满意", "2": "基本满意", "3": "不满意", **{r: r for r in RATINGS}}
 
@@ -83,3 +84,77 @@ async def _reopen(ctx: Context, order: WorkOrder, directory: Directory) -> None:
         await notify(
             ctx, admin.openid, texts.reopened_admin(order.id, who), order_id=order.id, reason="reopen-admin"
         )
+
+
+URGE_EVERY = 2 * 3600.0  # one 催办 per order in this many seconds
+
+
+async def cancel(ctx: Context) -> str:
+    assert ctx.command is not None and ctx.command.number is not None
+    order = await get_order(ctx.session, ctx.command.number, for_update=True)
+    if order is None or not owns(ctx, order):
+        return texts.NOT_YOUR_ORDER.format(n=ctx.command.number)
+    try:
+        ctx.session.add(apply(order, "cancel", actor=ctx.speaker.openid, text="居民撤销", at=ctx.now))
+    except IllegalTransition as refused:
+        return f"工单 #{order.id}：{refused}"
+    notice = texts.CANCELLED_NOTICE.format(n=order.id)
+    await notify(ctx, order.assignee_openid, notice, order_id=order.id, reason="cancel")
+    return texts.CANCELLED.format(n=order.id)
+
+
+async def urge(ctx: Context) -> str:
+    """催办: the assignee is reminded (the community admins too when it is overdue or unassigned)."""
+    assert ctx.command is not None and ctx.command.number is not None
+    order = await get_order(ctx.session, ctx.command.number, for_update=True)
+    if order is None or not owns(ctx, order):
+        return texts.NOT_YOUR_ORDER.format(n=ctx.command.number)
+    if order.state not in OPEN_STATES:
+        return texts.URGE_CLOSED.format(n=order.id, state=STATE_NAMES[order.state])
+    if not await ctx.state.add_once(f"urge:{order.id}", URGE_EVERY):
+        return texts.URGED_RECENTLY.format(n=order.id)
+    ctx.session.add(apply(order, "urge", actor=ctx.speaker.openid, text="居民催办", at=ctx.now))
+    notice = texts.URGE_NOTICE.format(n=order.id, category=order.category, words=short(order.text, 40))
+    await notify(ctx, order.assignee_openid, notice, order_id=order.id, reason="urge")
+    due = order.resolve_due if order.state in ("accepted", "reopened") else order.accept_due
+    if order.assignee_openid is None or (due is not None and due < ctx.now):
+        community = ctx.services.directory.ancestor(order.unit_id, "community")
+        for admin in await people_in(ctx.session, community, ("community_admin",)):
+            await notify(ctx, admin.openid, notice, order_id=order.id, reason="urge-admin")
+    return texts.URGED.format(n=order.id)
+
+
+BIND_PENDING = "bind"
+
+
+async def bind(ctx: Context) -> str:
+    """绑定 地址: remember where the resident lives; without an address, ask for it (or a location)."""
+    assert ctx.command is not None
+    if not ctx.command.rest:
+        await ctx.state.set_pending(ctx.pending_key, {"ask": BIND_PENDING}, 3600.0)
+        return texts.BIND_ASK
+    return await bind_to(ctx, ctx.command.rest)
+
+
+async def bind_to(ctx: Context, address: str) -> str:
+    directory = ctx.services.directory
+    match = directory.index.find(address)
+    if match is None:
+        return texts.PLACE_NOT_FOUND
+    resident = await touch_resident(ctx.session, ctx.speaker.openid, ctx.now)
+    resident.place_id, resident.place_detail, resident.unit_id = (
+        int(match.key),
+        match.detail or None,
+        match.grid,
+    )
+    await ctx.state.clear_pending(ctx.pending_key)
+    place = directory.places[int(match.key)][0] + match.detail
+    return texts.BOUND.format(place=place, branch=directory.branch_name(match.grid))
+
+
+async def bind_grid(ctx: Context, grid: str, label: str) -> str:
+    resident = await touch_resident(ctx.session, ctx.speaker.openid, ctx.now)
+    resident.place_id, resident.place_detail, resident.unit_id = None, label or None, grid
+    await ctx.state.clear_pending(ctx.pending_key)
+    directory = ctx.services.directory
+    return texts.BOUND.format(place=label or directory.unit_name(grid), branch=directory.branch_name(grid))

@@ -1,29 +1,48 @@
-"""Grid staff in chat: 待办, 接单, 进展, 办结. Each step is an event and tells the resident."""
+"""Grid staff in chat: 待办, 接单, 领单, 进展, 办结, 转派, 退单, 延期. Each step is an event and tells
+whoever must know."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import timedelta
+
 from handlers import texts
-from handlers.access import may_work_on
+from handlers.access import may_oversee, may_work_on
 from handlers.context import Context
 from handlers.notices import notify
-from handlers.views import order_line
-from handlers.workflow import IllegalTransition, apply
+from handlers.targets import Target, find_target
+from handlers.views import local_time, order_line, place_label
+from handlers.workflow import IllegalTransition, apply, next_state
 from storage.models import WorkOrder
-from storage.orders import get_order, open_orders_for
+from storage.orders import get_order, open_orders_for, people_in
 
 RATE_PENDING = "rate"
+EXTENSION_WITHOUT_CONSENT = 3  # days a grid may extend on its own; more needs the community admin
 
 
-async def _order_to_work_on(ctx: Context) -> WorkOrder | str:
-    """The order the command names, or the refusal to answer with."""
+async def load_order(ctx: Context, allowed: Callable[[Context, WorkOrder], bool]) -> WorkOrder | str:
+    """The order the command names, locked for this transaction, or the refusal to answer with."""
     assert ctx.command is not None and ctx.command.number is not None
     number = ctx.command.number
     order = await get_order(ctx.session, number, for_update=True)
     if order is None:
         return texts.NO_SUCH_ORDER.format(n=number)
-    if not may_work_on(ctx, order):
+    if not allowed(ctx, order):
         return texts.NOT_ALLOWED.format(n=number)
     return order
+
+
+def step(ctx: Context, order: WorkOrder, action: str, text: str = "") -> str | None:
+    """Apply the step and record its event; the refusal text when the state does not allow it."""
+    try:
+        ctx.session.add(apply(order, action, actor=ctx.speaker.openid, text=text, at=ctx.now))
+    except IllegalTransition as refused:
+        return f"工单 #{order.id}：{refused}"
+    return None
+
+
+def works_or_oversees(ctx: Context, order: WorkOrder) -> bool:
+    return may_work_on(ctx, order) or may_oversee(ctx, order)
 
 
 async def todo(ctx: Context) -> str:
@@ -35,14 +54,11 @@ async def todo(ctx: Context) -> str:
 
 
 async def accept(ctx: Context) -> str:
-    order = await _order_to_work_on(ctx)
+    order = await load_order(ctx, may_work_on)
     if isinstance(order, str):
         return order
-    try:
-        event = apply(order, "accept", actor=ctx.speaker.openid, at=ctx.now)
-    except IllegalTransition as refused:
-        return f"工单 #{order.id}：{refused}"
-    ctx.session.add(event)
+    if refused := step(ctx, order, "accept"):
+        return refused
     order.assignee_openid = ctx.speaker.openid
     order.resolve_due = ctx.services.limits.resolve_due(order, ctx.now)
     who = f"{ctx.services.directory.branch_name(order.unit_id)}的{ctx.speaker.name}"
@@ -54,16 +70,33 @@ async def accept(ctx: Context) -> str:
     )
 
 
+async def claim(ctx: Context) -> str:
+    """党员领单: a Party member (or other grid staff) of the order's grid takes an order nobody has accepted."""
+    order = await load_order(ctx, lambda c, o: c.speaker.is_grid_staff and c.speaker.unit_id == o.unit_id)
+    if isinstance(order, str):
+        return order
+    previous = order.assignee_openid
+    if refused := step(ctx, order, "claim"):
+        return refused
+    order.assignee_openid = ctx.speaker.openid
+    order.resolve_due = ctx.services.limits.resolve_due(order, ctx.now)
+    notice = texts.CLAIM_NOTICE.format(n=order.id, who=ctx.speaker.name)
+    await notify(ctx, previous, notice, order_id=order.id, reason="claim")
+    who = f"{ctx.services.directory.branch_name(order.unit_id)}的党员{ctx.speaker.name}"
+    await notify(
+        ctx, order.resident_openid, texts.order_accepted(order.id, who), order_id=order.id, reason="accept"
+    )
+    return texts.CLAIMED.format(n=order.id)
+
+
 async def progress(ctx: Context) -> str:
-    order = await _order_to_work_on(ctx)
+    order = await load_order(ctx, may_work_on)
     if isinstance(order, str):
         return order
     assert ctx.command is not None
     note = ctx.command.rest
-    try:
-        ctx.session.add(apply(order, "progress", actor=ctx.speaker.openid, text=note, at=ctx.now))
-    except IllegalTransition as refused:
-        return f"工单 #{order.id}：{refused}"
+    if refused := step(ctx, order, "progress", note):
+        return refused
     await notify(
         ctx, order.resident_openid, texts.order_progress(order.id, note), order_id=order.id, reason="progress"
     )
@@ -71,15 +104,13 @@ async def progress(ctx: Context) -> str:
 
 
 async def resolve(ctx: Context) -> str:
-    order = await _order_to_work_on(ctx)
+    order = await load_order(ctx, may_work_on)
     if isinstance(order, str):
         return order
     assert ctx.command is not None
     result = ctx.command.rest
-    try:
-        ctx.session.add(apply(order, "resolve", actor=ctx.speaker.openid, text=result, at=ctx.now))
-    except IllegalTransition as refused:
-        return f"工单 #{order.id}：{refused}"
+    if refused := step(ctx, order, "resolve", result):
+        return refused
     limits = ctx.services.limits
     order.rate_due = limits.rate_due(order, ctx.now)
     await notify(
@@ -93,3 +124,90 @@ async def resolve(ctx: Context) -> str:
     ttl = float(limits.seconds("rate", order.category, order.urgent))
     await ctx.state.set_pending(f"wechat:{order.resident_openid}", question, ttl)
     return texts.staff_done(order.id, "已办结", "已请居民评价，评价后会通知您。")
+
+
+async def transfer(ctx: Context) -> str:
+    """转派: the assignee or grid staff pass it within their community; admins anywhere they oversee."""
+    order = await load_order(ctx, works_or_oversees)
+    if isinstance(order, str):
+        return order
+    return await hand_over(ctx, order, "transfer")
+
+
+async def hand_over(ctx: Context, order: WorkOrder, action: str) -> str:
+    """Give the order to the grid or person the command names (转派 / 派单)."""
+    assert ctx.command is not None
+    directory = ctx.services.directory
+    scope = ctx.speaker.unit_id if may_oversee(ctx, order) else directory.ancestor(order.unit_id, "community")
+    target = await find_target(ctx, ctx.command.rest, scope)
+    if isinstance(target, str):
+        return target
+    if target.person.openid == order.assignee_openid and order.state == "assigned":
+        return f"工单 #{order.id} 已经由{target.person.name}承办。"
+    if refused := step(ctx, order, action, f"{ctx.speaker.name}派给 {target.label}"):
+        return refused
+    await _assign_to(ctx, order, target)
+    return (texts.DISPATCHED if action == "assign" else texts.TRANSFERRED).format(
+        n=order.id, who=target.label
+    )
+
+
+async def _assign_to(ctx: Context, order: WorkOrder, target: Target) -> None:
+    order.assignee_openid = target.person.openid
+    if target.grid is not None:
+        order.unit_id = target.grid
+    order.accept_due = ctx.services.limits.accept_due(order, ctx.now)
+    label = place_label(order, ctx.services.directory)
+    message = texts.new_order(order.id, order.category, label, order.text, order.urgent)
+    await notify(ctx, target.person.openid, message, order_id=order.id, reason="assign")
+    resident_notice = texts.TRANSFER_NOTICE.format(
+        n=order.id, who=ctx.services.directory.branch_name(order.unit_id)
+    )
+    await notify(ctx, order.resident_openid, resident_notice, order_id=order.id, reason="handover")
+
+
+async def return_order(ctx: Context) -> str:
+    """退单: not ours — back to the community's queue with the reason."""
+    order = await load_order(ctx, may_work_on)
+    if isinstance(order, str):
+        return order
+    assert ctx.command is not None
+    reason = ctx.command.rest
+    if refused := step(ctx, order, "return", reason):
+        return refused
+    community = ctx.services.directory.ancestor(order.unit_id, "community")
+    notice = texts.RETURN_NOTICE.format(
+        n=order.id, category=order.category, who=ctx.speaker.name, reason=reason
+    )
+    for admin in await people_in(ctx.session, community, ("community_admin",)):
+        await notify(ctx, admin.openid, notice, order_id=order.id, reason="return")
+    return texts.RETURNED.format(n=order.id)
+
+
+async def extend(ctx: Context) -> str:
+    """延期: up to 3 days on the grid's word; more needs a community (or higher) admin, who may grant it."""
+    order = await load_order(ctx, works_or_oversees)
+    if isinstance(order, str):
+        return order
+    assert ctx.command is not None and ctx.command.days is not None
+    days, reason = ctx.command.days, ctx.command.rest
+    try:
+        next_state(order.state, "extend")
+    except IllegalTransition as refused:
+        return f"工单 #{order.id}：{refused}"
+    if days > EXTENSION_WITHOUT_CONSENT and not may_oversee(ctx, order):
+        step(ctx, order, "extend_request", f"{days} 天：{reason}")
+        community = ctx.services.directory.ancestor(order.unit_id, "community")
+        notice = texts.EXTEND_REQUEST.format(who=ctx.speaker.name, n=order.id, days=days, reason=reason)
+        for admin in await people_in(ctx.session, community, ("community_admin",)):
+            await notify(ctx, admin.openid, notice, order_id=order.id, reason="extend-request")
+        return texts.EXTEND_ASKED
+    step(ctx, order, "extend", f"{days} 天：{reason}")
+    start = max(order.resolve_due or ctx.now, ctx.now)
+    order.resolve_due = start + timedelta(days=days)
+    notice = texts.EXTEND_NOTICE.format(n=order.id, days=days, reason=reason)
+    await notify(ctx, order.resident_openid, notice, order_id=order.id, reason="extend")
+    if order.assignee_openid != ctx.speaker.openid:
+        granted = texts.EXTENDED.format(n=order.id, days=days, due=local_time(order.resolve_due))
+        await notify(ctx, order.assignee_openid, granted, order_id=order.id, reason="extend-granted")
+    return texts.EXTENDED.format(n=order.id, days=days, due=local_time(order.resolve_due))

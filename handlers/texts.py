@@ -11,19 +11,31 @@ WELCOME = (
 
 HELP_RESIDENT = (
     "使用说明：\n"
-    "1. 直接描述问题，例如“筱塘新村3号楼楼道灯坏了”，可附照片或位置\n"
-    "2. 回复“查询”看办理进度\n"
-    "3. 回复“帮助”再次查看本说明\n"
+    "1. 直接描述问题和地点，例如“筱塘新村3号楼楼道灯坏了”，可附照片或位置\n"
+    "2. 查询 — 看办理进度（查询 号 看详情）\n"
+    "3. 催办 号 — 催一催\n"
+    "4. 撤销 号 — 还没人接单时可撤销\n"
+    "5. 绑定 地址 — 记住您住哪，以后不写地址也行\n"
     "紧急情况请直接拨打 110 / 119 / 120。"
 )
 
 HELP_STAFF = (
-    "工作人员您好，可用指令：\n"
+    "工作人员您好，可用指令（号 = 工单号）：\n"
     "待办 — 我的待办工单\n"
-    "接单 号 — 接收工单\n"
-    "进展 号 内容 — 记录进展\n"
-    "办结 号 内容 — 办结工单\n"
-    "帮助 — 查看本说明"
+    "接单 号 · 领单 号（党员领办）\n"
+    "进展 号 内容 · 办结 号 结果\n"
+    "转派 号 网格或人 · 退单 号 原因\n"
+    "延期 号 天数 原因（3 天以上需社区同意）"
+)
+
+HELP_ADMIN = (
+    "管理员您好，可用指令（号 = 工单号）：\n"
+    "状态 号 — 工单详情\n"
+    "列表 [待接单|处理中|已退回|待评价|全部] [单位]\n"
+    "逾期 — 超时工单和未送达通知\n"
+    "统计 [今日|本周|本月] · 排名\n"
+    "派单 号 网格或人 · 督办 号\n"
+    "延期 号 天数 原因 — 批准延期"
 )
 
 VOICE_UNCLEAR = "抱歉，没有听清您的语音。请再说一遍，或直接发文字。"
@@ -108,6 +120,100 @@ def rated_notice(n: int, rating: str) -> str:
 
 
 NOT_ALLOWED = "抱歉，您没有权限操作工单 #{n}。如有疑问请联系社区。"
+CANCELLED = "已撤销工单 #{n}。如还需要帮助，随时告诉我们。"
+CANCELLED_NOTICE = "工单 #{n} 居民已撤销，无需再处理。"
+URGED = "已催办工单 #{n}，我们会尽快处理。"
+URGED_RECENTLY = "工单 #{n} 刚催办过，请稍候，有进展会第一时间告诉您。"
+URGE_NOTICE = "【催办】居民催办工单 #{n}（{category}）：{words}\n请尽快处理，回复“进展 {n} 内容”告知居民。"
+URGE_CLOSED = "工单 #{n} 已{state}，不需要催办。"
+BIND_ASK = "请回复您的地址，例如“绑定 筱塘新村3号楼”，或直接发送位置。"
+BOUND = "已绑定：{place}。以后反映问题不写地址，也会交给{branch}。"
+TRANSFERRED = "工单 #{n} 已转派给{who}。"
+TRANSFER_NOTICE = "工单 #{n} 已转交{who}处理，请耐心等待。"
+RETURNED = "工单 #{n} 已退回社区，社区会重新派单。"
+RETURN_NOTICE = "【退单】工单 #{n}（{category}）被{who}退回：{reason}\n请回复“派单 {n} 网格或人”重新派单。"
+EXTENDED = "工单 #{n} 已延期 {days} 天，新的办结时限：{due}。"
+EXTEND_NOTICE = "工单 #{n} 需要延期 {days} 天办结，原因：{reason}。给您带来不便，敬请谅解。"
+EXTEND_ASKED = "延期超过 3 天需社区同意，已提交社区审批。"
+EXTEND_REQUEST = (
+    "【延期申请】{who}申请工单 #{n} 延期 {days} 天：{reason}\n同意请回复“延期 {n} {days} {reason}”。"
+)
+DISPATCHED = "工单 #{n} 已派给{who}。"
+SUPERVISED = "已督办工单 #{n}，承办人会收到提醒。"
+SUPERVISE_NOTICE = "【督办】{who}督办工单 #{n}（{category}）：{words}\n请尽快处理，回复“进展 {n} 内容”反馈。"
+CLAIMED = "您已领办工单 #{n}，感谢担当！有进展请回复“进展 {n} 内容”。"
+CLAIM_NOTICE = "工单 #{n} 已由党员{who}领办。"
+NOTHING_OVERDUE = "目前没有超时工单，也没有未送达的通知。"
+NO_ORDERS_IN_LIST = "没有符合条件的工单。"
 NO_SUCH_ORDER = "没有找到工单 #{n}，请核对工单号。"
 ADMIN_ONLY = "抱歉，“{word}”只有社区或街道管理员可以使用。"
 STAFF_ONLY = "抱歉，“{word}”是工作人员指令。居民直接描述问题即可提交。"
+
+
+# --- timers -------------------------------------------------------------------------------------
+# Reminders, escalations (吹哨) and their per-person summaries, sent by bot/timers.py.
+
+TIMER_LIST_MAX = 8  # orders listed in one summary; the rest are counted ("等 N 张")
+
+
+def timer_span(seconds: float) -> str:
+    """A rough, readable length of time: 45 分钟, 3 小时, 2 天."""
+    seconds = max(0, int(seconds))
+    if seconds < 3600:
+        return f"{max(1, seconds // 60)} 分钟"
+    if seconds < 2 * 86400:
+        return f"{(seconds + 1800) // 3600} 小时"
+    return f"{seconds // 86400} 天"
+
+
+def timer_status(verb: str, seconds_to_due: float) -> str:
+    """Where an order stands against its deadline: 距接单时限还剩 1 小时 / 已到… / 超时未接单 2 小时."""
+    if seconds_to_due > 0:
+        return f"距{verb}时限还剩 {timer_span(seconds_to_due)}"
+    if -seconds_to_due < 60:
+        return f"已到{verb}时限"
+    return f"超时未{verb} {timer_span(-seconds_to_due)}"
+
+
+def timer_hint(verb: str, n: int) -> str:
+    """What to type next, for the person who must act."""
+    if verb == "接单":
+        return f"请回复“接单 {n}”接单。"
+    if verb == "办结":
+        return f"办好后请回复“办结 {n} 结果”。"
+    return f"请尽快派单，回复“状态 {n}”查看。"
+
+
+def timer_remind(n: int, category: str, status: str, words: str, hint: str) -> str:
+    return f"【工单提醒】工单 #{n}（{category}）{status}。\n问题：{words}\n{hint}"
+
+
+def timer_escalate(n: int, category: str, grid: str, status: str, who: str, words: str) -> str:
+    return (
+        f"【超时督办】工单 #{n}（{category}，{grid}）{status}，承办：{who}。\n"
+        f"问题：{words}\n请督促办理，回复“状态 {n}”查看。"
+    )
+
+
+def timer_line(n: int, category: str, status: str, who: str | None = None) -> str:
+    """One order in a summary; `who` (the assignee) for orders the reader oversees."""
+    return f"#{n} {category} {status}" + (f"（承办：{who}）" if who else "")
+
+
+def timer_summary(lines: list[str], own: bool, oversee: bool) -> str:
+    """Several orders in one message: the reader's own (`own`), others' to oversee (`oversee`), or both."""
+    if own and not oversee:
+        head, tail = f"您有 {len(lines)} 张工单需要处理：", "回复“待办”查看。"
+    elif oversee and not own:
+        head, tail = f"有 {len(lines)} 张工单超时，请督促办理：", "回复“状态 号”查看详情。"
+    else:
+        head, tail = f"您有 {len(lines)} 张工单需要关注：", "回复“待办”或“状态 号”查看。"
+    shown = lines[:TIMER_LIST_MAX]
+    if len(lines) > len(shown):
+        shown.append(f"…等 {len(lines)} 张")
+    return "\n".join([head, *shown, tail])
+
+
+def timer_event(step_words: str, who: str) -> str:
+    """The text of a timer's work-order event: what happened and who was told."""
+    return f"{step_words}，已通知{who}" if who else f"{step_words}（无人可通知）"

@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
+
 from handlers.directory import Directory
 from handlers.workflow import STATE_NAMES
 from storage.models import Person, WorkOrder, WorkOrderEvent
 
 _SHORT = 16
+CHINA = timezone(timedelta(hours=8), "Asia/Shanghai")
+
+
+def local_time(moment: datetime | None) -> str:
+    """11月30日 14:00, in China time."""
+    if moment is None:
+        return "—"
+    local = moment.astimezone(CHINA)
+    return f"{local.month}月{local.day}日 {local:%H:%M}"
 
 
 def short(text: str, limit: int = _SHORT) -> str:

@@ -36,6 +36,7 @@ TRANSITIONS: Mapping[tuple[str, str], str] = {
     ("assigned", "assign"): "assigned",  # 派单 again to someone else before anyone accepted
     ("new", "claim"): "accepted",  # 党员领单: a Party member of the grid takes an unassigned order
     ("returned", "claim"): "accepted",
+    ("assigned", "claim"): "accepted",  # a Party member steps in before the assignee has accepted
     ("assigned", "accept"): "accepted",
     ("reopened", "accept"): "accepted",
     ("assigned", "transfer"): "assigned",

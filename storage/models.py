@@ -143,6 +143,7 @@ class Resident(Base):
     openid: Mapped[str] = mapped_column(String(64), primary_key=True)
     place_id: Mapped[int | None] = mapped_column(ForeignKey("place.id"))
     place_detail: Mapped[str | None] = mapped_column(String(128))
+    unit_id: Mapped[str | None] = mapped_column(ForeignKey("unit.id"))  # the bound grid (绑定)
     subscribed: Mapped[bool] = mapped_column(Boolean, default=True)
     first_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_message_at: Mapped[datetime | None]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import InboundMessage, Person, WorkOrder, WorkOrderEvent
@@ -91,3 +91,28 @@ async def events_of(session: AsyncSession, order_id: int) -> list[WorkOrderEvent
 
 async def person(session: AsyncSession, openid: str | None) -> Person | None:
     return await session.get(Person, openid) if openid else None
+
+
+async def orders_in(
+    session: AsyncSession, grids: list[str], states: tuple[str, ...] | None, *, limit: int = 10
+) -> tuple[list[WorkOrder], int]:
+    """The newest orders of these grids (in these states), and how many there are in all."""
+    condition = WorkOrder.unit_id.in_(grids)
+    if states is not None:
+        condition = condition & WorkOrder.state.in_(states)
+    total = await session.scalar(select(func.count()).select_from(WorkOrder).where(condition))
+    rows = await session.scalars(select(WorkOrder).where(condition).order_by(WorkOrder.id.desc()).limit(limit))
+    return list(rows.all()), int(total or 0)
+
+
+async def overdue_in(session: AsyncSession, grids: list[str], now: datetime, *, limit: int = 10) -> list[WorkOrder]:
+    """Open orders of these grids past the deadline of their current phase, most overdue first."""
+    waiting = WorkOrder.state.in_(("new", "assigned", "returned")) & (WorkOrder.accept_due < now)
+    working = WorkOrder.state.in_(("accepted", "reopened")) & (WorkOrder.resolve_due < now)
+    stmt = (
+        select(WorkOrder)
+        .where(WorkOrder.unit_id.in_(grids), waiting | working)
+        .order_by(func.coalesce(WorkOrder.resolve_due, WorkOrder.accept_due))
+        .limit(limit)
+    )
+    return list((await session.scalars(stmt)).all())

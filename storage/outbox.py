@@ -17,7 +17,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import OutboxMessage, utcnow
+from storage.models import OutboxMessage, WorkOrder, utcnow
 
 __all__ = [
     "DEFERRED",
@@ -189,12 +189,15 @@ async def take_deferred(
     return sorted(rows, key=lambda row: (row.created_at, row.id))
 
 
-async def undeliverable(session: AsyncSession, *, limit: int = 100) -> list[OutboxMessage]:
-    """Failed and deferred messages, oldest first: what an admin may need to pass on by other means."""
-    stmt = (
-        select(OutboxMessage)
-        .where(OutboxMessage.status.in_((FAILED, DEFERRED)))
-        .order_by(OutboxMessage.created_at, OutboxMessage.id)
-        .limit(limit)
-    )
+async def undeliverable(
+    session: AsyncSession, *, grids: list[str] | None = None, limit: int = 100
+) -> list[OutboxMessage]:
+    """Failed and deferred messages, oldest first: what an admin may need to pass on by other means.
+
+    With `grids`, only notices about orders of those grids.
+    """
+    stmt = select(OutboxMessage).where(OutboxMessage.status.in_((FAILED, DEFERRED)))
+    if grids is not None:
+        stmt = stmt.join(WorkOrder, WorkOrder.id == OutboxMessage.order_id).where(WorkOrder.unit_id.in_(grids))
+    stmt = stmt.order_by(OutboxMessage.created_at, OutboxMessage.id).limit(limit)
     return list((await session.scalars(stmt)).all())
