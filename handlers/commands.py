@@ -7,7 +7,6 @@ with a missing or bad argument carries `error`, a specific Chinese hint saying h
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass
 
 from nlp.normalize import to_simplified
@@ -87,10 +86,14 @@ class Command:
     error: str | None = None  # set when the command is recognised but written wrongly: how to write it
 
 
+# Full-width letters, digits and signs → ASCII; Chinese punctuation stays as people wrote it.
+_KEEP = set("，。！？：；（）、")
+_HALF_WIDTH = {code: code - 0xFEE0 for code in range(0xFF01, 0xFF5F) if chr(code) not in _KEEP} | {0x3000: 0x20}
+
+
 def clean(text: str) -> str:
-    """Full-width → half-width, traditional → simplified, spaces folded."""
-    text = unicodedata.normalize("NFKC", text)
-    return " ".join(to_simplified(text).split())
+    """Full-width → half-width (but not Chinese punctuation), traditional → simplified, spaces folded."""
+    return " ".join(to_simplified(text.translate(_HALF_WIDTH)).split())
 
 
 def _chinese_number(text: str) -> int:

@@ -1,0 +1,69 @@
+"""The command grammar: every way people write a command reads the same; bad arguments get a hint."""
+
+from __future__ import annotations
+
+import pytest
+
+from handlers.commands import ALIASES, EXAMPLES, NEEDS_NUMBER, Command, parse
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("接单 12", Command("接单", 12)),
+        ("接单12", Command("接单", 12)),
+        ("接单 #12", Command("接单", 12)),
+        ("接單 ＃１２", Command("接单", 12)),
+        ("  接单   12  ", Command("接单", 12)),
+        ("进展 12  已联系物业，明天上门 ", Command("进展", 12, "已联系物业，明天上门")),
+        ("辦結 3 燈已更換", Command("办结", 3, "灯已更换")),
+        ("评价 5 基本满意", Command("评价", 5, "基本满意")),
+        ("進度", Command("查询")),
+        ("查询 7", Command("查询", 7)),
+        ("延期 12 3 等配件", Command("延期", 12, "等配件", days=3)),
+        ("延期 12 三天 等配件", Command("延期", 12, "等配件", days=3)),
+        ("延期 12 十天 材料未到", Command("延期", 12, "材料未到", days=10)),
+        ("转派 5 筱塘社区第二网格", Command("转派", 5, "筱塘社区第二网格")),
+        ("列表 待接单 筱塘社区", Command("列表", None, "待接单 筱塘社区")),
+        ("统计", Command("统计", None, "本月")),
+        ("统计 今天", Command("统计", None, "今日")),
+        ("绑定 筱塘新村3号楼", Command("绑定", None, "筱塘新村3号楼")),
+        ("HELP", Command("帮助")),
+        ("排名", Command("排名")),
+    ],
+)
+def test_commands_read_the_same_however_written(text: str, expected: Command) -> None:
+    assert parse(text) == expected
+
+
+@pytest.mark.parametrize("text", ["筱塘新村垃圾没人收", "进度怎么样了", "你好", "", "   ", "12", "#12"])
+def test_other_text_is_not_a_command(text: str) -> None:
+    assert parse(text) is None
+
+
+@pytest.mark.parametrize("word", sorted(NEEDS_NUMBER))
+def test_a_missing_number_gets_the_example(word: str) -> None:
+    command = parse(word)
+    assert command is not None and command.error == f"请写上工单号，例如：{EXAMPLES[word]}"
+
+
+@pytest.mark.parametrize(
+    ("text", "hint"),
+    [
+        ("办结 3", "请写上办理结果"),
+        ("进展 3", "请写上进展内容"),
+        ("退单 3", "请写上退单原因"),
+        ("转派 3", "请写上转给哪个网格或哪位同志"),
+        ("延期 3", "请写上延期天数和原因"),
+        ("延期 3 99 太久", "请写上延期天数（1–30）和原因"),
+        ("延期 3 2", "请写上延期原因"),
+        ("统计 明年", "请写：统计、统计 今日"),
+    ],
+)
+def test_bad_arguments_get_a_specific_hint(text: str, hint: str) -> None:
+    command = parse(text)
+    assert command is not None and command.error is not None and command.error.startswith(hint)
+
+
+def test_every_alias_maps_to_a_known_word() -> None:
+    assert set(ALIASES.values()) <= set(ALIASES)
