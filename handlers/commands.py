@@ -88,7 +88,9 @@ class Command:
 
 # Full-width letters, digits and signs → ASCII; Chinese punctuation stays as people wrote it.
 _KEEP = set("，。！？：；（）、")
-_HALF_WIDTH = {code: code - 0xFEE0 for code in range(0xFF01, 0xFF5F) if chr(code) not in _KEEP} | {0x3000: 0x20}
+_HALF_WIDTH = {code: code - 0xFEE0 for code in range(0xFF01, 0xFF5F) if chr(code) not in _KEEP} | {
+    0x3000: 0x20
+}
 
 
 def clean(text: str) -> str:

@@ -15,7 +15,7 @@ from typing import Any
 from handlers import texts
 from handlers.context import Context
 from handlers.dispatch import dispatch
-from handlers.resident import BIND_PENDING, bind_grid, bind_to, rate, rating_of
+from handlers.resident import BIND_PENDING, bind_grid, bind_to, my_orders, rate, rating_of
 from handlers.workflow import apply, describe_duration
 from nlp.classifier import Classification
 from storage.models import Resident, WorkOrder, WorkOrderEvent
@@ -27,6 +27,7 @@ PHOTO_WINDOW = timedelta(minutes=10)
 _GREETINGS = re.compile(
     r"^(你好|您好|在吗|在不在|谢谢|多谢|好的|嗯+|ok|hi|hello|哈喽|早上好|晚上好)[!！。.~～?？]*$", re.I
 )
+_ASKS_PROGRESS = re.compile(r"进度|进展|怎么样了|处理了吗|修好了吗|办好了吗|有结果吗|到哪了")
 _CANCEL = frozenset({"取消", "算了", "不用了", "没事了"})
 _FIRE = ("火", "烟", "燃气", "煤气", "天然气", "爆炸")
 _MEDICAL = ("摔倒", "晕倒", "昏迷", "受伤", "流血", "不省人事", "心脏", "急病", "触电")
@@ -55,6 +56,8 @@ async def report(ctx: Context) -> str:
         return await bind_to(ctx, text)
     if _GREETINGS.match(text):
         return texts.GREETING
+    if len(text) <= 12 and _ASKS_PROGRESS.search(text):
+        return await my_orders(ctx)
     where = _find_place(ctx, text) or _from_location(ctx, pending) or _bound_place(ctx, resident)
     if where is None:
         await ctx.state.set_pending(ctx.pending_key, {"ask": "place", "text": text}, PENDING_TTL)

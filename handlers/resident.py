@@ -23,14 +23,18 @@ def rating_of(text: str) -> str | None:
 async def query(ctx: Context) -> str:
     assert ctx.command is not None
     if ctx.command.number is None:
-        orders = await orders_of_resident(ctx.session, ctx.speaker.openid)
-        if not orders:
-            return texts.NO_ORDERS
-        return "\n".join(["您最近的工单：", *(order_line(o) for o in orders), "回复“查询 号”看详情。"])
+        return await my_orders(ctx)
     order = await get_order(ctx.session, ctx.command.number)
     if order is None or not owns(ctx, order):
         return texts.NOT_YOUR_ORDER.format(n=ctx.command.number)
     return await card(ctx, order)
+
+
+async def my_orders(ctx: Context) -> str:
+    orders = await orders_of_resident(ctx.session, ctx.speaker.openid)
+    if not orders:
+        return texts.NO_ORDERS
+    return "\n".join(["您最近的工单：", *(order_line(o) for o in orders), "回复“查询 号”看详情。"])
 
 
 async def card(ctx: Context, order: WorkOrder) -> str:

@@ -212,8 +212,3 @@ def timer_summary(lines: list[str], own: bool, oversee: bool) -> str:
     if len(lines) > len(shown):
         shown.append(f"…等 {len(lines)} 张")
     return "\n".join([head, *shown, tail])
-
-
-def timer_event(step_words: str, who: str) -> str:
-    """The text of a timer's work-order event: what happened and who was told."""
-    return f"{step_words}，已通知{who}" if who else f"{step_words}（无人可通知）"

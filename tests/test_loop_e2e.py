@@ -102,6 +102,8 @@ class TestTheWholeStory:
             ("rate", RESIDENT, "closed"),
         ]
 
+        asked = await wechat.say(RESIDENT, "进度怎么样了？")
+        assert (asked.content or "").startswith("您最近的工单：\n#1 设施维修 已关闭")
         status = await wechat.say(RESIDENT, "查询 1")
         assert "已关闭" in (status.content or "") and "评价：满意" in (status.content or "")
 

@@ -108,6 +108,8 @@ def test_limits_follow_category_and_urgency() -> None:
     assert limits.seconds("rate", "设施维修", True) == 3 * 86400
 
 
-@pytest.mark.parametrize(("seconds", "text"), [(7200, "2 小时"), (1800, "30 分钟"), (259200, "3 天"), (5400, "1.5 小时")])
+@pytest.mark.parametrize(
+    ("seconds", "text"), [(7200, "2 小时"), (1800, "30 分钟"), (259200, "3 天"), (5400, "1.5 小时")]
+)
 def test_durations_read_naturally(seconds: int, text: str) -> None:
     assert describe_duration(seconds) == text

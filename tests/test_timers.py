@@ -1,0 +1,429 @@
+"""Timers on both backends: reminders, escalations and auto-close, each once, on a clock the test moves.
+
+Orders are made through the real chat flow of a running app; the timer passes are driven by hand with
+`run_once()` (and once through `run()`), and what they queue is read from the outbox and the fake
+WeChat API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from bot import keys
+from bot.timers import PHASES, TimerService, limit_rules, target_step
+from handlers.context import Services
+from handlers.workflow import Limits
+from storage import deadlines
+from storage.db import session_factory
+from storage.models import OutboxMessage, WorkOrder, WorkOrderEvent
+from storage.state import MemoryState, StateStore
+from tests.conftest import Start
+from tests.fake_helpers import Clock, FakeServer, eventually
+from tests.wechat_sim import WeChatPlatform
+
+LEADER = "oLeader-xiaotang-1"
+ADMIN = "oAdmin-xiaotang"
+STREET = "oStreet-longqiao"
+DISTRICT = "oDistrict001"
+RESIDENT = "oResidentT"
+MINUTE, HOUR, DAY = 60, 3600, 86400
+LAMP = "筱塘新村3号楼楼道灯坏了"
+
+
+@dataclass
+class World:
+    clock: Clock
+    wechat: WeChatPlatform
+    sessions: async_sessionmaker[AsyncSession]
+    state: StateStore
+    services: Services
+    wake: Callable[[], None]
+    engine: AsyncEngine
+
+    def timers(self, state: StateStore | None = None) -> TimerService:
+        """A timer service over this app's database (a new one plays another process, or a restart)."""
+        return TimerService(
+            self.sessions, state or self.state, self.services, clock=self.clock, on_queued=self.wake
+        )
+
+    async def report(self, text: str, resident: str = RESIDENT) -> int:
+        reply = (await self.wechat.say(resident, text)).content or ""
+        found = re.search(r"工单号 #(\d+)", reply)
+        assert found, reply
+        return int(found.group(1))
+
+    async def say(self, openid: str, text: str) -> str:
+        return (await self.wechat.say(openid, text)).content or ""
+
+
+@pytest.fixture
+async def world(start: Start, engine: AsyncEngine) -> AsyncIterator[World]:
+    clock = Clock()
+    client, wechat = await start(clock=clock)
+    app = client.server.app
+    yield World(
+        clock,
+        wechat,
+        app[keys.SESSIONS],
+        app[keys.STATE],
+        app[keys.SERVICES],
+        app[keys.OUTBOX].wake,
+        engine,
+    )
+
+
+async def order_row(engine: AsyncEngine, number: int) -> WorkOrder:
+    async with session_factory(engine)() as session:
+        found = await session.get(WorkOrder, number)
+    assert found is not None
+    return found
+
+
+async def timer_events(engine: AsyncEngine, number: int) -> list[tuple[str, str]]:
+    async with session_factory(engine)() as session:
+        rows = await session.scalars(
+            select(WorkOrderEvent)
+            .where(WorkOrderEvent.order_id == number, WorkOrderEvent.actor == "timer")
+            .order_by(WorkOrderEvent.id)
+        )
+        return [(e.kind, e.text) for e in rows]
+
+
+async def timer_notices(engine: AsyncEngine) -> list[OutboxMessage]:
+    """What the timers queued, in order."""
+    async with session_factory(engine)() as session:
+        rows = await session.scalars(
+            select(OutboxMessage).where(OutboxMessage.send_key.like("timer%")).order_by(OutboxMessage.id)
+        )
+        return list(rows)
+
+
+async def fire(world: World, expected: int, *, passes: int = 3) -> None:
+    """One pass takes `expected` steps; the passes after it find nothing more."""
+    timers = world.timers()
+    assert await timers.run_once() == expected
+    for _ in range(passes):
+        assert await timers.run_once() == 0
+
+
+def texts_to(fake_api: FakeServer, openid: str) -> list[str]:
+    return [m["content"] for m in fake_api.fake.delivered(openid)]
+
+
+@pytest.mark.usefixtures("backend")
+class TestSteps:
+    async def test_accept_phase_reminds_twice_then_escalates_to_community_then_street(
+        self, world: World, fake_api: FakeServer
+    ) -> None:
+        n = await world.report(LAMP)
+        await fire(world, 0)
+        world.clock.advance(HOUR - 1)  # the limit is 2 h: half time is at 1 h
+        await fire(world, 0)
+
+        world.clock.advance(1)
+        await fire(world, 1)
+        (first,) = await timer_notices(world.engine)
+        assert first.recipient == LEADER and first.order_id == n
+        assert "距接单时限还剩 1 小时" in first.text and f"接单 {n}" in first.text and "楼道灯" in first.text
+
+        world.clock.advance(HOUR)
+        await fire(world, 1)
+        second = (await timer_notices(world.engine))[-1]
+        assert second.recipient == LEADER and "已到接单时限" in second.text and f"接单 {n}" in second.text
+
+        world.clock.advance(HOUR)  # deadline + L/2: 吹哨 to the community
+        await fire(world, 1)
+        third = (await timer_notices(world.engine))[-1]
+        assert third.recipient == ADMIN and "超时督办" in third.text and "超时未接单 1 小时" in third.text
+        assert "承办：" in third.text and f"状态 {n}" in third.text
+        assert (await order_row(world.engine, n)).escalation_level == 1
+
+        world.clock.advance(HOUR)  # deadline + L: the street
+        await fire(world, 1)
+        fourth = (await timer_notices(world.engine))[-1]
+        assert fourth.recipient == STREET and "超时未接单 2 小时" in fourth.text
+
+        world.clock.advance(30 * DAY)
+        await fire(world, 0)
+        row = await order_row(world.engine, n)
+        assert (row.state, row.timer_step, row.escalation_level) == ("assigned", 4, 2)
+        assert [k for k, _ in await timer_events(world.engine, n)] == [
+            "remind",
+            "remind",
+            "escalate",
+            "escalate",
+        ]
+        events = await timer_events(world.engine, n)
+        assert events[0][1] == "距接单时限还剩 1 小时，提醒吴永福"
+        assert "上报筱塘社区" in events[2][1] and "上报龙桥街道" in events[3][1]
+        assert [m.recipient for m in await timer_notices(world.engine)] == [LEADER, LEADER, ADMIN, STREET]
+        for message in await timer_notices(world.engine):
+            assert len(message.text.encode()) <= 600
+
+        # and they are really sent
+        await eventually(lambda: len(texts_to(fake_api, LEADER)) == 3)  # the new order + 2 reminders
+        await eventually(lambda: any("超时督办" in t for t in texts_to(fake_api, STREET)))
+
+    async def test_resolve_phase_after_acceptance_starts_again(self, world: World) -> None:
+        n = await world.report(LAMP)
+        world.clock.advance(90 * MINUTE)
+        await fire(world, 1)  # the half-time reminder to accept
+        assert "已接单" in await world.say(LEADER, f"接单 {n}")
+        accepted = world.clock.now
+        assert (await order_row(world.engine, n)).timer_step == 0
+
+        world.clock.advance(3 * HOUR)  # the accept deadline and its escalations no longer apply
+        await fire(world, 0)
+
+        world.clock.now = accepted + 3.5 * DAY  # the limit is 7 days
+        await fire(world, 1)
+        remind = (await timer_notices(world.engine))[-1]
+        assert remind.recipient == LEADER and "距办结时限还剩 3 天" in remind.text
+        assert f"办结 {n} 结果" in remind.text
+
+        world.clock.now = accepted + 7 * DAY
+        await fire(world, 1)
+        assert "已到办结时限" in (await timer_notices(world.engine))[-1].text
+
+        world.clock.now = accepted + 10.5 * DAY
+        await fire(world, 1)
+        escalated = (await timer_notices(world.engine))[-1]
+        assert escalated.recipient == ADMIN and "超时未办结 3 天" in escalated.text
+
+        world.clock.now = accepted + 14 * DAY
+        await fire(world, 1)
+        assert (await timer_notices(world.engine))[-1].recipient == STREET
+        row = await order_row(world.engine, n)
+        assert (row.state, row.timer_step, row.escalation_level) == ("accepted", 4, 2)
+        kinds = [k for k, _ in await timer_events(world.engine, n)]
+        assert kinds == ["remind", "remind", "remind", "escalate", "escalate"]
+
+    async def test_unrated_order_is_closed_and_nobody_is_told(self, world: World) -> None:
+        n = await world.report(LAMP)
+        await world.say(LEADER, f"接单 {n}")
+        assert "已办结" in await world.say(LEADER, f"办结 {n} 灯已更换")
+        resolved = world.clock.now
+        world.clock.now = resolved + 3 * DAY - 1
+        await fire(world, 0)
+        world.clock.now = resolved + 3 * DAY
+        await fire(world, 1)
+        row = await order_row(world.engine, n)
+        assert row.state == "closed" and row.rating is None and row.closed_at == world.clock.dt()
+        assert [k for k, _ in await timer_events(world.engine, n)] == ["close_unrated"]
+        assert await timer_notices(world.engine) == []
+        world.clock.advance(30 * DAY)
+        await fire(world, 0)
+
+    async def test_water_power_gas_has_24_hours_to_resolve(self, world: World) -> None:
+        n = await world.report("筱塘新村3号楼停水了一整天")
+        assert (await order_row(world.engine, n)).category == "水电燃气"
+        await world.say(LEADER, f"接单 {n}")
+        world.clock.advance(12 * HOUR - 1)
+        await fire(world, 0)
+        world.clock.advance(1)
+        await fire(world, 1)
+        assert "距办结时限还剩 12 小时" in (await timer_notices(world.engine))[-1].text
+        world.clock.advance(12 * HOUR)
+        await fire(world, 1)
+        world.clock.advance(12 * HOUR)
+        await fire(world, 1)
+        assert (await timer_notices(world.engine))[-1].recipient == ADMIN
+
+    async def test_urgent_order_has_30_minutes_to_be_accepted(self, world: World) -> None:
+        n = await world.report("筱塘新村5号楼有人持刀打架")
+        row = await order_row(world.engine, n)
+        assert row.urgent and row.category == "治安安全"  # a category with no limits of its own
+        world.clock.advance(15 * MINUTE - 1)
+        await fire(world, 0)
+        world.clock.advance(1)
+        await fire(world, 1)
+        assert "还剩 15 分钟" in (await timer_notices(world.engine))[-1].text
+        world.clock.advance(15 * MINUTE)
+        await fire(world, 1)
+        world.clock.advance(15 * MINUTE)
+        await fire(world, 1)
+        assert (await timer_notices(world.engine))[-1].recipient == ADMIN
+
+    async def test_an_order_nobody_holds_reminds_the_community_and_escalates_to_the_street(
+        self, world: World
+    ) -> None:
+        n = await world.report(LAMP)
+        async with world.sessions() as session, session.begin():
+            await session.execute(
+                update(WorkOrder).where(WorkOrder.id == n).values(state="new", assignee_openid=None)
+            )
+        world.clock.advance(HOUR)
+        await fire(world, 1)
+        remind = (await timer_notices(world.engine))[-1]
+        assert remind.recipient == ADMIN and "距派单时限还剩 1 小时" in remind.text
+        assert f"状态 {n}" in remind.text
+        world.clock.advance(2 * HOUR)
+        await fire(world, 1)
+        escalated = (await timer_notices(world.engine))[-1]
+        assert escalated.recipient == STREET and "承办：待派单" in escalated.text
+        world.clock.advance(HOUR)
+        await fire(world, 1)
+        assert (await timer_notices(world.engine))[-1].recipient == DISTRICT  # one level further up
+
+
+@pytest.mark.usefixtures("backend")
+class TestOnceOnly:
+    async def test_a_restart_does_not_fire_again(self, world: World) -> None:
+        n = await world.report(LAMP)
+        world.clock.advance(3 * HOUR)
+        assert await world.timers().run_once() == 1
+        for _ in range(3):  # new services over the same database: new processes after a restart
+            assert await world.timers(MemoryState()).run_once() == 0
+        assert len(await timer_events(world.engine, n)) == 1
+        assert len(await timer_notices(world.engine)) == 1
+
+    @pytest.mark.parametrize("shared_state", [True, False], ids=["shared-lease", "no-lease"])
+    async def test_concurrent_passes_take_each_step_once(self, world: World, shared_state: bool) -> None:
+        """Two processes sharing the database and the state store; without the shared lease
+        (`no-lease`) the guarded step update alone must still keep every step single."""
+        numbers = [await world.report(f"筱塘新村{i}号楼楼道灯坏了", f"oResident{i}") for i in range(1, 5)]
+        first = world.timers()
+        second = world.timers(None if shared_state else MemoryState())
+        taken = 0
+        for _ in range(5):  # 1 h, 2 h, 3 h, 4 h, 5 h
+            world.clock.advance(HOUR)
+            results = await asyncio.gather(*(s.run_once() for s in (first, second, first, second)))
+            taken += sum(results)
+        assert taken == 4 * len(numbers)
+        for n in numbers:
+            assert [k for k, _ in await timer_events(world.engine, n)] == [
+                "remind",
+                "remind",
+                "escalate",
+                "escalate",
+            ]
+            assert (await order_row(world.engine, n)).escalation_level == 2
+        notices = await timer_notices(world.engine)
+        assert len({m.send_key for m in notices}) == len(notices)
+        for person, times in ((LEADER, 2), (ADMIN, 1), (STREET, 1)):  # every order, once per step
+            told = [
+                int(x) for m in notices if m.recipient == person for x in re.findall(r"#(\d+)[ （]", m.text)
+            ]
+            assert sorted(told) == sorted(numbers * times), person
+
+    async def test_the_step_update_is_guarded_by_state_step_and_deadline(self, world: World) -> None:
+        n = await world.report(LAMP)
+        row = await order_row(world.engine, n)
+        assert row.accept_due is not None
+        guard: dict[str, Any] = {"state": "assigned", "due_field": "accept_due", "values": {"timer_step": 1}}
+        async with world.sessions() as session, session.begin():
+            stale_due = row.accept_due - timedelta(seconds=1)
+            assert not await deadlines.advance(session, n, timer_step=0, due=stale_due, **guard)
+            assert not await deadlines.advance(session, n, timer_step=1, due=row.accept_due, **guard)
+            assert await deadlines.advance(session, n, timer_step=0, due=row.accept_due, **guard)
+            assert not await deadlines.advance(session, n, timer_step=0, due=row.accept_due, **guard)
+        assert (await order_row(world.engine, n)).timer_step == 1
+
+
+@pytest.mark.usefixtures("backend")
+class TestCatchUp:
+    async def test_after_downtime_one_summary_per_person_and_straight_to_the_due_step(
+        self, world: World, fake_api: FakeServer
+    ) -> None:
+        numbers = [await world.report(f"筱塘新村{i}号楼楼道灯坏了", f"oResident{i}") for i in range(1, 6)]
+        await eventually(lambda: len(texts_to(fake_api, LEADER)) == 5)  # the five new orders
+        world.clock.advance(2 * HOUR + 30 * MINUTE)  # the server was down past half time and the deadline
+        await fire(world, 5)
+        (summary,) = await timer_notices(world.engine)
+        assert summary.recipient == LEADER and summary.order_id is None
+        assert summary.text.startswith("您有 5 张工单需要处理：") and summary.text.endswith(
+            "回复“待办”查看。"
+        )
+        for n in numbers:
+            assert f"#{n} 设施维修 超时未接单 30 分钟" in summary.text
+            assert await timer_events(world.engine, n) == [("remind", await only_text(world.engine, n))]
+            assert (await order_row(world.engine, n)).timer_step == 2  # no replay of the half-time reminder
+        await eventually(lambda: len(texts_to(fake_api, LEADER)) == 6)
+        assert texts_to(fake_api, LEADER)[-1] == summary.text
+
+        world.clock.advance(10 * HOUR)  # down again, past both escalations: straight to the street
+        await fire(world, 5)
+        (to_street,) = (await timer_notices(world.engine))[1:]
+        assert to_street.recipient == STREET and to_street.text.startswith("有 5 张工单超时，请督促办理：")
+        for n in numbers:
+            row = await order_row(world.engine, n)
+            assert (row.timer_step, row.escalation_level) == (4, 2)
+            assert [k for k, _ in await timer_events(world.engine, n)] == ["remind", "escalate"]
+
+    async def test_a_long_summary_lists_eight_and_stays_short(self, world: World) -> None:
+        numbers = [await world.report(f"筱塘新村{i}号楼楼道灯坏了", f"oResident{i}") for i in range(1, 13)]
+        world.clock.advance(2 * HOUR)
+        await fire(world, 12)
+        (summary,) = await timer_notices(world.engine)
+        lines = summary.text.split("\n")
+        assert lines[0] == "您有 12 张工单需要处理：" and lines[-2] == "…等 12 张"
+        assert (
+            len(lines) == 8 + 3
+            and f"#{numbers[7]} " in summary.text
+            and f"#{numbers[8]} " not in summary.text
+        )
+        assert len(summary.text.encode()) <= 600
+
+
+async def only_text(engine: AsyncEngine, number: int) -> str:
+    (event,) = await timer_events(engine, number)
+    return event[1]
+
+
+@pytest.mark.usefixtures("backend")
+class TestLoop:
+    async def test_run_keeps_going_after_a_failed_pass_and_stops(self, world: World) -> None:
+        n = await world.report(LAMP)
+        failures = 0
+        real = world.sessions
+
+        def flaky() -> AsyncSession:
+            nonlocal failures
+            if failures < 1:
+                failures += 1
+                raise ConnectionError("database down")
+            return real()
+
+        timers = TimerService(
+            flaky,  # type: ignore[arg-type]
+            world.state,
+            world.services,
+            clock=world.clock,
+            interval=0.01,
+        )
+        world.clock.advance(HOUR)
+        task = asyncio.create_task(timers.run())
+        try:
+            async with asyncio.timeout(5):
+                while not await timer_events(world.engine, n):  # noqa: ASYNC110 - the loop's side effect
+                    await asyncio.sleep(0.01)
+        finally:
+            timers.stop()
+            await asyncio.wait_for(task, 5)
+        assert failures == 1 and task.done() and task.exception() is None
+        assert [k for k, _ in await timer_events(world.engine, n)] == ["remind"]
+
+
+class TestRules:
+    def test_step_times_and_rules_follow_the_limits(self) -> None:
+        limits = Limits(
+            category={"水电燃气": {"resolve": DAY}, "消防应急": {"accept": 1800, "resolve": 7200}}
+        )
+        rules = {(r.urgent, r.categories, r.seconds) for r in limit_rules(limits, "resolve")}
+        assert (False, ("水电燃气",), DAY) in rules and (True, ("水电燃气",), 2 * HOUR) in rules
+        assert (False, None, 7 * DAY) in rules and (True, None, 2 * HOUR) in rules
+        clock = Clock()
+        due = clock.dt()
+        accept = PHASES[0]
+        at = [due + timedelta(seconds=s) for s in (-HOUR - 1, -HOUR, 0, HOUR, 2 * HOUR, 30 * DAY)]
+        assert [target_step(due, 2 * HOUR, accept.offsets, t) for t in at] == [0, 1, 2, 3, 4, 4]
+        assert [target_step(due, 3 * DAY, PHASES[2].offsets, t) for t in at] == [0, 0, 1, 1, 1, 1]
