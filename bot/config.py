@@ -50,6 +50,8 @@ class WeChatSettings:
     app_secret: str = ""
     encoding_aes_key: str = ""
     api_base: str = "https://api.weixin.qq.com"
+    # notice kind → template id, for residents outside the 48-hour window (verified service accounts)
+    template_id: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def encrypted(self) -> bool:
@@ -182,7 +184,7 @@ def _build_section(name: str, cls: type, current: Any, table: dict[str, Any], en
         values[key] = value
     for key in known:
         env_value = env.get(f"GRIDBOT_{name.upper()}_{key.upper()}")
-        if env_value is not None and key != "category":
+        if env_value is not None and not isinstance(getattr(current, key), Mapping):
             values[key] = env_value
     converted = {key: _convert(name, key, value, getattr(current, key)) for key, value in values.items()}
     return replace(current, **converted)
@@ -194,6 +196,12 @@ def _convert(section: str, key: str, value: Any, default: Any) -> Any:
         return _sla_categories(value)
     if section == "sla" and key in _DURATION_KEYS:
         return parse_duration(value, full)
+    if isinstance(default, Mapping):
+        if not isinstance(value, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+        ):
+            raise ConfigError(f'{full}: 应为表，如 {{ resolve = "模板ID" }}')
+        return dict(value)
     if isinstance(default, bool):
         if isinstance(value, bool):
             return value

@@ -39,14 +39,26 @@ class Sender(Protocol):
 
 
 class WeChatSender:
-    """Official-account delivery: `text` as a customer-service message, `template` from the payload."""
+    """Official-account delivery: `text` as a customer-service message, `template` from the payload.
 
-    def __init__(self, api: WeChatAPI) -> None:
+    When a text notice is refused because the person has not written for 48 hours (45015/45047) and
+    `templates` names a template for its notice kind (`payload["notice"]`), it goes as that template
+    message instead; otherwise `OutOfWindow` propagates and the worker keeps it for their next message.
+    """
+
+    def __init__(self, api: WeChatAPI, templates: Mapping[str, str] | None = None) -> None:
         self.api = api
+        self.templates = dict(templates or {})
 
     async def send(self, message: OutboxMessage) -> None:
         if message.kind == "text":
-            await self.api.send_text(message.recipient, message.text)
+            try:
+                await self.api.send_text(message.recipient, message.text)
+            except OutOfWindow:
+                template_id = self.templates.get(str(message.payload.get("notice", "")))
+                if not template_id:
+                    raise
+                await self.api.send_template(message.recipient, template_id, template_data(message))
         elif message.kind == "template":
             payload = message.payload
             if not isinstance(payload.get("template_id"), str) or not isinstance(payload.get("data"), dict):
@@ -56,6 +68,17 @@ class WeChatSender:
             )
         else:
             raise SendRejected(None, f"kind {message.kind!r} cannot be sent on wechat")
+
+
+def template_data(message: OutboxMessage) -> dict[str, dict[str, str]]:
+    """The notice in a template's usual fields: first (headline), keyword1 (order), keyword2 (details), remark."""
+    first, _, rest = message.text.partition("\n")
+    return {
+        "first": {"value": first[:100]},
+        "keyword1": {"value": f"#{message.order_id}" if message.order_id else "—"},
+        "keyword2": {"value": (rest or first)[:200]},
+        "remark": {"value": "回复“查询”查看详情。"},
+    }
 
 
 class ChannelSender:

@@ -36,6 +36,7 @@ async def notify(ctx: Context, openid: str | None, text: str, *, order_id: int |
         recipient=recipient,
         text=text,
         order_id=order_id,
+        payload={"notice": reason},
         now=ctx.now,
     )
     if queued:

@@ -188,12 +188,14 @@ def start(settings: Settings, state: StateStore, aiohttp_client: Any) -> Start:
         *,
         clock: Clock | None = None,
         fresh_state: bool = False,
+        configure: Callable[[Settings], Settings] | None = None,
     ) -> tuple[Any, WeChatPlatform]:
         clock = clock or Clock(time.time())
-        wechat = settings.wechat
+        base = configure(settings) if configure else settings
+        wechat = base.wechat
         if mode != "plain":
             wechat = replace(wechat, encoding_aes_key=AES_KEY, app_id=APP_ID)
-        app_settings = replace(settings, wechat=wechat)
+        app_settings = replace(base, wechat=wechat)
         store = MemoryState() if fresh_state and isinstance(state, MemoryState) else state
         client = await aiohttp_client(create_app(app_settings, clock=clock, state=store))
         platform = WeChatPlatform(

@@ -6,11 +6,13 @@ Everything goes through the real HTTP app; pushed notices are read from the loca
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
 import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.config import Settings
 from handlers import texts
 from storage.db import session_factory
 from storage.models import OutboxMessage, WorkOrder, WorkOrderEvent
@@ -310,3 +312,35 @@ class TestDelivery:
         assert second.count("\n——\n") == 2 and "第3步" in second and "第4步" in second
         assert "——" not in third
         assert all(len(reply.encode()) <= 2048 for reply in (first, second))
+
+    async def test_a_configured_template_carries_a_notice_outside_the_window(
+        self, start: Start, engine: AsyncEngine, fake_api: FakeServer
+    ) -> None:
+        def with_template(settings: Settings) -> Settings:
+            return replace(settings, wechat=replace(settings.wechat, template_id={"accept": "TPL-ACCEPT"}))
+
+        _, wechat = await start(configure=with_template)
+        await wechat.say(RESIDENT, "筱塘新村路灯不亮")
+        fake_api.fake.fail_next(RESIDENT, 45015)  # the fake refuses the next send, whatever its kind
+        await wechat.say(LEADER, "接单 1")  # has a template: goes as a template message
+        await eventually(lambda: bool(fake_api.fake.delivered(RESIDENT)))
+        fake_api.fake.fail_next(RESIDENT, 45015)
+        await wechat.say(LEADER, "进展 1 明天修")  # no template for progress: kept for the next reply
+        (sent,) = fake_api.fake.delivered(RESIDENT)
+        assert sent["msgtype"] == "template" and sent["body"]["template_id"] == "TPL-ACCEPT"
+        assert sent["body"]["data"]["keyword1"]["value"] == "#1"
+        assert "接单" in sent["body"]["data"]["first"]["value"]
+
+        async def statuses() -> list[str]:
+            async with session_factory(engine)() as session:
+                rows = await session.scalars(
+                    select(OutboxMessage.status)
+                    .where(OutboxMessage.recipient == RESIDENT)
+                    .order_by(OutboxMessage.id)
+                )
+                return list(rows.all())
+
+        async with asyncio.timeout(5):
+            while await statuses() != ["sent", "deferred"]:  # noqa: ASYNC110 - the worker writes it
+                await asyncio.sleep(0.02)
+        assert "明天修" in ((await wechat.say(RESIDENT, "查询")).content or "")

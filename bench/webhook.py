@@ -1,0 +1,660 @@
+"""Webhook benchmark: the real app over loopback, signed text pushes from concurrent senders.
+
+    python bench/webhook.py [--messages N] [--concurrency C] [--backends embedded,server]
+                            [--modes plain,safe] [--warmup W] [--in-process]
+                            [--profile DIR [--profiler pyinstrument|cprofile]]
+
+For each backend × mode it starts `create_app` (by default in a child process, so the client's work
+does not share the server's event loop), sends W warm-up pushes and then N measured ones, each a
+distinct MsgId, from C concurrent aiohttp client tasks, and checks every reply: HTTP 200, the envelope
+signature and AES in safe mode, and the acknowledgement "已受理，工单号 #n" addressed to the sender
+with every order number given once. It then checks the database holds every message exactly once,
+handled, with one work order each. One line per run, then a table. Each push names a place of the
+demo org, so each runs the full intake (classify, place, grid, work order, staff notice queued).
+
+embedded = SQLite file in a temp dir + in-process state.
+server   = a fresh PostgreSQL database on 127.0.0.1:5432 (dropped at the end) + Redis on 127.0.0.1:6379
+           under a prefix of the run's own (deleted at the end); skipped with the reason if unreachable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import importlib.util
+import io
+import itertools
+import json
+import logging
+import math
+import os
+import platform
+import pstats
+import re
+import signal
+import socket
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import aiohttp
+from _common import (
+    REDIS_URL,
+    ROOT,
+    host_cpu_ticks,
+    percentile,
+    process_cpu_seconds,
+    scratch_postgres,
+    scratch_redis_prefix,
+    servers_missing,
+    wait_line,
+)
+from aiohttp import web
+from sqlalchemy import func, select
+from yarl import URL
+
+from bot.app import DEMO_APP_ID, create_app
+from bot.config import DEMO_ORG, Settings, StorageSettings, demo_settings
+from bot.dispatcher import RateLimit
+from storage.db import create_engine
+from storage.models import InboundMessage, OutboxMessage, WorkOrder
+from storage.state import RedisState, StateStore
+from tests.wechat_sim import WeChatPlatform, text_xml
+
+AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
+APP_ID = DEMO_APP_ID  # demo settings run as the demo app (its fake send API checks this id)
+ACCOUNT = "gh_gridbot"
+MIN_SENDERS = 300
+REQUEST_TIMEOUT = 10.0  # WeChat itself gives up after 5 s
+START_TIMEOUT = 60.0
+STOP_TIMEOUT = 30.0
+SCRIPT = Path(__file__).resolve()
+# Ordinary (not urgent) reports that each name a place of the demo org, so each opens one work order.
+COMPLAINTS = (
+    "筱塘新村3号楼楼道灯坏了好几天",
+    "东圳新苑东门垃圾桶满了没人清运",
+    "荔园新村5栋电梯又坏了，老人上不去",
+    "万辉国际城楼上每天半夜打麻将太吵",
+    "有车停在凤凰山庄消防通道上",
+    "建设新村家里停水了也没通知",
+    "龙桥花园门口路面塌了个坑",
+    "海峡明珠地下车库漏水",
+    "木兰花园邻居在楼顶加盖了一层",
+    "荔园菜市场门口占道经营",
+)
+ACCEPTED = re.compile(r"已受理，工单号 #(\d+)（")
+
+
+# --- the server ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ServerSpec:
+    backend: str  # embedded | server
+    mode: str  # plain | safe
+    database_url: str
+    redis_url: str = ""
+    redis_prefix: str = ""
+    profile: str = ""  # profile the measured phase into this path (without extension)
+    profiler: str = "cprofile"  # cprofile | pyinstrument
+    log_level: str = "ERROR"  # the app's log output; WARNING shows e.g. outbox retries at shutdown
+
+
+def app_settings(spec: ServerSpec) -> Settings:
+    base = demo_settings()
+    wechat = base.wechat
+    if spec.mode == "safe":
+        wechat = replace(wechat, encoding_aes_key=AES_KEY, app_id=APP_ID)
+    return replace(
+        base,
+        wechat=wechat,
+        storage=StorageSettings(database_url=spec.database_url),
+        org=replace(base.org, file=str(DEMO_ORG)),
+    )
+
+
+async def start_app(spec: ServerSpec) -> tuple[web.AppRunner, StateStore | None, int]:
+    """The real app on an ephemeral loopback port.
+
+    The socket is bound first so the settings carry the real port: the demo's outbox worker sends
+    its notices to the fake WeChat API the app itself serves at that address.
+    """
+    state: StateStore | None = None
+    if spec.backend == "server":
+        state = RedisState.from_url(spec.redis_url, prefix=spec.redis_prefix)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    port = int(sock.getsockname()[1])
+    settings = app_settings(spec)
+    settings = replace(settings, server=replace(settings.server, host="127.0.0.1", port=port))
+    runner = web.AppRunner(create_app(settings, state=state), access_log=None)
+    await runner.setup()
+    await web.SockSite(runner, sock).start()
+    return runner, state, port
+
+
+async def stop_app(runner: web.AppRunner, state: StateStore | None) -> None:
+    await runner.cleanup()
+    if state is not None:
+        await state.close()
+
+
+class PhaseProfiler:
+    """The measured phase under cProfile (stdlib; exact counts, but heavy and muddled by coroutines)
+    or pyinstrument (sampling, low overhead, readable call tree; used only if installed)."""
+
+    def __init__(self, kind: str, path: str) -> None:
+        self.kind = kind
+        self.path = path
+        self._cprofile: cProfile.Profile | None = None
+        self._sampler: Any = None
+
+    def start(self) -> None:
+        if self.kind == "pyinstrument":
+            from pyinstrument import Profiler  # optional: `pip install pyinstrument`
+
+            self._sampler = Profiler(interval=0.001, async_mode="disabled")
+            self._sampler.start()
+        else:
+            self._cprofile = cProfile.Profile()
+            self._cprofile.enable()
+
+    def stop_and_save(self) -> None:
+        if self._sampler is not None:
+            self._sampler.stop()
+            tree = self._sampler.output_text(unicode=True, color=False)
+            Path(self.path + ".txt").write_text(tree, encoding="utf-8")
+            flat = self._sampler.output_text(unicode=True, color=False, flat=True, show_all=True)
+            Path(self.path + "-flat.txt").write_text(flat, encoding="utf-8")
+        if self._cprofile is not None:
+            self._cprofile.disable()
+            self._cprofile.dump_stats(self.path + ".prof")
+
+
+async def child_main(spec: ServerSpec) -> None:
+    """`--serve`: print `READY <port>`; `profile` on stdin starts the profiler; EOF stops the server."""
+    configure_logging(spec.log_level)
+    runner, state, port = await start_app(spec)
+    profiler = PhaseProfiler(spec.profiler, spec.profile) if spec.profile else None
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    print(f"READY {port}", flush=True)
+    try:
+        while line := await reader.readline():  # ends at EOF: the parent closed our stdin
+            if line.strip() == b"profile" and profiler is not None:
+                profiler.start()
+    finally:
+        if profiler is not None:
+            profiler.stop_and_save()
+        await stop_app(runner, state)
+
+
+class Server:
+    """The app under test, in a child process (default) or in this process's event loop."""
+
+    def __init__(self, spec: ServerSpec, *, in_process: bool) -> None:
+        self.spec = spec
+        self.in_process = in_process
+        self.port = 0
+        self.pid = os.getpid()
+        self._child: asyncio.subprocess.Process | None = None
+        self._runner: web.AppRunner | None = None
+        self._state: StateStore | None = None
+        self._profiler: PhaseProfiler | None = None
+
+    async def start(self) -> None:
+        if self.in_process:
+            self._runner, self._state, self.port = await start_app(self.spec)
+            return
+        self._child = await asyncio.create_subprocess_exec(
+            sys.executable,
+            str(SCRIPT),
+            "--serve",
+            json.dumps(asdict(self.spec)),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            cwd=ROOT,
+        )
+        self.pid = self._child.pid
+        assert self._child.stdout is not None
+        line = await wait_line(self._child.stdout, START_TIMEOUT)
+        if not line.startswith("READY "):
+            await self._kill()
+            raise RuntimeError(f"server did not start (said {line!r}; see its stderr above)")
+        self.port = int(line.split()[1])
+
+    async def start_profile(self) -> None:
+        if not self.spec.profile:
+            return
+        if self.in_process:
+            self._profiler = PhaseProfiler(self.spec.profiler, self.spec.profile)
+            self._profiler.start()
+        elif self._child is not None and self._child.stdin is not None:
+            self._child.stdin.write(b"profile\n")
+            await self._child.stdin.drain()
+
+    async def stop(self) -> None:
+        if self.in_process:
+            if self._profiler is not None:
+                self._profiler.stop_and_save()
+            if self._runner is not None:
+                await stop_app(self._runner, self._state)
+            return
+        if self._child is None:
+            return
+        if self._child.stdin is not None:
+            self._child.stdin.close()
+        try:
+            await asyncio.wait_for(self._child.wait(), STOP_TIMEOUT)
+        except TimeoutError:
+            await self._kill()
+
+    async def _kill(self) -> None:
+        if self._child is not None and self._child.returncode is None:
+            self._child.send_signal(signal.SIGKILL)
+            await self._child.wait()
+
+
+# --- the platform side ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Push:
+    sender: str
+    url: URL
+    body: bytes
+    query: dict[str, str]
+
+
+@dataclass
+class Outcome:
+    status: int
+    text: str
+    latency: float
+
+
+def sender_count(messages: int) -> int:
+    """Enough senders that none comes near the per-user rate limit (round-robin: ceil(n / senders) each)."""
+    per_sender = max(1, RateLimit().limit // 2)
+    return max(MIN_SENDERS, math.ceil(messages / per_sender))
+
+
+def build_pushes(wechat: WeChatPlatform, base: str, messages: int, tag: str) -> list[Push]:
+    """Signed (and in safe mode encrypted) pushes, prepared before timing so the client stays light."""
+    senders = sender_count(messages)
+    per_sender = math.ceil(messages / senders)
+    if per_sender >= RateLimit().limit:
+        raise SystemExit(f"{per_sender} messages per sender would hit the rate limit")
+    pushes = []
+    for i in range(messages):
+        sender = f"oBench{tag}{i % senders:05d}"
+        xml = text_xml(sender, f"{COMPLAINTS[i % len(COMPLAINTS)]}（{tag}{i}）", account=ACCOUNT)
+        query, body = wechat.signed(xml)
+        url = URL(f"{base}/wechat?{urlencode(query)}", encoded=True)
+        pushes.append(Push(sender, url, body.encode(), query))
+    return pushes
+
+
+async def fire(
+    session: aiohttp.ClientSession, pushes: list[Push], concurrency: int
+) -> tuple[list[Outcome | str], float]:
+    """Send every push from `concurrency` tasks sharing one work list; (outcomes, wall seconds)."""
+    outcomes: list[Outcome | str] = ["not sent"] * len(pushes)
+    indices: Iterator[int] = iter(range(len(pushes)))  # shared: each index is taken by one task
+
+    async def sender() -> None:
+        for i in indices:
+            push = pushes[i]
+            started = time.perf_counter()
+            try:
+                async with session.post(
+                    push.url, data=push.body, headers={"Content-Type": "text/xml"}
+                ) as response:
+                    body = await response.text()
+                outcomes[i] = Outcome(response.status, body, time.perf_counter() - started)
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                outcomes[i] = f"{type(exc).__name__}: {exc}"
+
+    started = time.perf_counter()
+    async with asyncio.TaskGroup() as group:
+        for _ in range(concurrency):
+            group.create_task(sender())
+    return outcomes, time.perf_counter() - started
+
+
+def check(wechat: WeChatPlatform, push: Push, outcome: Outcome | str) -> str | None:
+    """None if the reply is what the platform should get back, else what is wrong."""
+    if isinstance(outcome, str):
+        return outcome
+    if outcome.status != 200:
+        return f"HTTP {outcome.status}: {outcome.text[:80]}"
+    try:
+        fields = wechat.open_reply(push.query, outcome.text)
+    except Exception as exc:  # any parse / decrypt / signature failure is a wrong reply
+        return f"unreadable reply ({type(exc).__name__}: {exc})"
+    if fields is None:
+        return f"no reply text (body {outcome.text[:40]!r})"
+    if fields.get("MsgType") != "text" or fields.get("ToUserName") != push.sender:
+        return f"reply addressed wrongly: {fields.get('MsgType')} to {fields.get('ToUserName')}"
+    if not ACCEPTED.match(str(fields.get("Content"))):
+        return f"unexpected reply: {str(fields.get('Content'))[:60]}"
+    return None
+
+
+def order_number(outcome: Outcome | str, wechat: WeChatPlatform, push: Push) -> int | None:
+    if isinstance(outcome, str) or outcome.status != 200:
+        return None
+    fields = wechat.open_reply(push.query, outcome.text) or {}
+    match = ACCEPTED.match(str(fields.get("Content")))
+    return int(match.group(1)) if match else None
+
+
+@dataclass(frozen=True)
+class Stored:
+    inbound: int
+    handled: int
+    orders: int
+    outbox: dict[str, int]  # outbox rows by status when the server stopped
+
+
+async def stored_counts(database_url: str) -> Stored:
+    """What the run left in its database."""
+    engine = create_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            total = await conn.scalar(select(func.count()).select_from(InboundMessage))
+            handled = await conn.scalar(
+                select(func.count()).select_from(InboundMessage).where(InboundMessage.handled_at.is_not(None))
+            )
+            orders = await conn.scalar(select(func.count()).select_from(WorkOrder))
+            outbox = (
+                await conn.execute(select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status))
+            ).all()
+    finally:
+        await engine.dispose()
+    return Stored(int(total or 0), int(handled or 0), int(orders or 0), {s: int(n) for s, n in outbox})
+
+
+# --- one run -------------------------------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    backend: str
+    mode: str
+    messages: int
+    concurrency: int
+    rate: float
+    p50: float
+    p99: float
+    max: float
+    errors: int
+    server_cpu: float | None  # server process CPU seconds per wall second (1.0 = one core saturated)
+    host_cpu: float | None  # busy fraction of all cores
+    error_samples: list[str] = field(default_factory=list)
+    outbox: dict[str, int] = field(default_factory=dict)
+    background: float | None = None  # host busy fraction just before the run (others' load)
+
+    @property
+    def cpu_ms_per_msg(self) -> str:
+        """Server process CPU per message: with one worker, latency at concurrency C is about C × this."""
+        return "n/a" if self.server_cpu is None else f"{self.server_cpu / self.rate * 1000:.1f}"
+
+    def line(self) -> str:
+        cpu = f"{self.server_cpu * 100:.0f}%" if self.server_cpu is not None else "n/a"
+        host = f"{self.host_cpu * 100:.0f}%" if self.host_cpu is not None else "n/a"
+        return (
+            f"backend={self.backend} mode={self.mode} messages={self.messages} "
+            f"concurrency={self.concurrency} msg/s={self.rate:.0f} p50={self.p50:.1f}ms "
+            f"p99={self.p99:.1f}ms max={self.max:.1f}ms errors={self.errors} "
+            f"server_cpu={cpu} ({self.cpu_ms_per_msg} ms/msg) host_cpu={host} "
+            f"busy_before={'n/a' if self.background is None else f'{self.background * 100:.0f}%'} "
+            f"outbox_at_stop={','.join(f'{k}:{v}' for k, v in sorted(self.outbox.items())) or 'empty'}"
+        )
+
+
+async def background_load(seconds: float = 1.0) -> float | None:
+    """How busy all cores are before the run starts (other processes); None if unknown."""
+    before = host_cpu_ticks()
+    await asyncio.sleep(seconds)
+    after = host_cpu_ticks()
+    if not before or not after or after[1] <= before[1]:
+        return None
+    return (after[0] - before[0]) / (after[1] - before[1])
+
+
+async def run_once(spec: ServerSpec, args: argparse.Namespace) -> Result:
+    idle_busy = await background_load()
+    server = Server(spec, in_process=args.in_process)
+    await server.start()
+    try:
+        base = f"http://127.0.0.1:{server.port}"
+        wechat = WeChatPlatform(None, token=demo_settings().wechat.token, aes_key=AES_KEY, app_id=APP_ID)
+        wechat.mode = spec.mode
+        connector = aiohttp.TCPConnector(limit=args.concurrency)
+        timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT)
+        async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+            warm = build_pushes(wechat, base, args.warmup, "W")
+            warm_outcomes, _ = await fire(session, warm, args.concurrency)
+            warm_errors = sum(
+                check(wechat, p, o) is not None for p, o in zip(warm, warm_outcomes, strict=True)
+            )
+            pushes = build_pushes(wechat, base, args.messages, "M")
+            await server.start_profile()
+            cpu_before, host_before = process_cpu_seconds(server.pid), host_cpu_ticks()
+            outcomes, wall = await fire(session, pushes, args.concurrency)
+            cpu_after, host_after = process_cpu_seconds(server.pid), host_cpu_ticks()
+    finally:
+        await server.stop()
+
+    problems = [check(wechat, p, o) for p, o in zip(pushes, outcomes, strict=True)]
+    errors = [p for p in problems if p is not None]
+    if warm_errors:
+        errors.append(f"{warm_errors} warm-up replies were wrong")
+    numbers = [order_number(o, wechat, p) for p, o in zip(pushes, outcomes, strict=True)]
+    repeated = len([n for n in numbers if n is not None]) - len({n for n in numbers if n is not None})
+    if repeated:
+        errors.append(f"{repeated} order numbers were given out twice")
+    stored = await stored_counts(spec.database_url)
+    expected = args.warmup + args.messages
+    if (stored.inbound, stored.handled, stored.orders) != (expected, expected, expected):
+        errors.append(
+            f"database holds {stored.inbound} inbound rows ({stored.handled} handled) and "
+            f"{stored.orders} work orders, expected {expected} of each"
+        )
+    latencies = sorted(o.latency * 1000 for o in outcomes if isinstance(o, Outcome))
+    server_cpu = None
+    if cpu_before is not None and cpu_after is not None:
+        server_cpu = (cpu_after - cpu_before) / wall
+    host_cpu = None
+    if host_before and host_after and host_after[1] > host_before[1]:
+        host_cpu = (host_after[0] - host_before[0]) / (host_after[1] - host_before[1])
+    samples = [f"{count} × {text}" for text, count in Counter(errors).most_common(5)]
+    return Result(
+        backend=spec.backend,
+        mode=spec.mode,
+        messages=args.messages,
+        concurrency=args.concurrency,
+        rate=args.messages / wall,
+        p50=percentile(latencies, 50),
+        p99=percentile(latencies, 99),
+        max=latencies[-1] if latencies else 0.0,
+        errors=len(errors),
+        server_cpu=server_cpu,
+        host_cpu=host_cpu,
+        error_samples=samples,
+        outbox=stored.outbox,
+        background=idle_busy,
+    )
+
+
+async def run_backend(backend: str, mode: str, args: argparse.Namespace) -> Result:
+    profile = profile_path(args, backend, mode)
+    options = {"profile": profile, "profiler": args.profiler, "log_level": args.server_log}
+    if backend == "embedded":
+        with tempfile.TemporaryDirectory(prefix="gridbot-bench-") as tmp:
+            url = f"sqlite+aiosqlite:///{Path(tmp) / 'gridbot.db'}"
+            return await run_once(ServerSpec(backend, mode, url, **options), args)
+    async with scratch_postgres() as url, scratch_redis_prefix() as prefix:
+        spec = ServerSpec(backend, mode, url, redis_url=REDIS_URL, redis_prefix=prefix, **options)
+        return await run_once(spec, args)
+
+
+def profile_path(args: argparse.Namespace, backend: str, mode: str) -> str:
+    return str(args.profile / f"webhook-{backend}-{mode}") if args.profile else ""
+
+
+def print_profile(path: str, limit: int) -> None:
+    """The top `limit` functions by own time (pyinstrument: the call tree is in `<path>.txt`)."""
+    if Path(path + "-flat.txt").is_file():
+        lines = Path(path + "-flat.txt").read_text(encoding="utf-8").splitlines()
+        print(f"  profile: top {limit} by own time (call tree: {path}.txt):")
+        print("\n".join("    " + line for line in lines[:limit] if line.strip()))
+        return
+    out = io.StringIO()
+    stats = pstats.Stats(path + ".prof", stream=out)
+    stats.strip_dirs().sort_stats("tottime").print_stats(limit)
+    text = out.getvalue()
+    start = text.find("   ncalls")
+    print(f"  profile ({path}.prof), top {limit} by own time:")
+    print("\n".join("    " + line for line in text[start:].rstrip().splitlines()))
+
+
+def print_table(results: list[Result]) -> None:
+    head = (
+        "backend",
+        "mode",
+        "msgs",
+        "conc",
+        "msg/s",
+        "p50 ms",
+        "p99 ms",
+        "max ms",
+        "errors",
+        "srv cpu",
+        "cpu ms/msg",
+    )
+    rows = [
+        (
+            r.backend,
+            r.mode,
+            str(r.messages),
+            str(r.concurrency),
+            f"{r.rate:.0f}",
+            f"{r.p50:.1f}",
+            f"{r.p99:.1f}",
+            f"{r.max:.1f}",
+            str(r.errors),
+            f"{r.server_cpu * 100:.0f}%" if r.server_cpu is not None else "n/a",
+            r.cpu_ms_per_msg,
+        )
+        for r in results
+    ]
+    widths = [max(len(row[i]) for row in [head, *rows]) for i in range(len(head))]
+    for row in [head, *rows]:
+        print("  ".join(cell.rjust(width) for cell, width in zip(row, widths, strict=True)))
+
+
+def csv_list(allowed: tuple[str, ...]) -> Any:
+    def parse(text: str) -> list[str]:
+        items = [item.strip() for item in text.split(",") if item.strip()]
+        bad = [item for item in items if item not in allowed]
+        if bad or not items:
+            raise argparse.ArgumentTypeError(f"choose from {','.join(allowed)}")
+        return items
+
+    return parse
+
+
+def header(args: argparse.Namespace) -> str:
+    where = (
+        "in this process (same event loop as the client)"
+        if args.in_process
+        else "in a child process (one aiohttp worker; the client runs in this process)"
+    )
+    return (
+        f"webhook bench: real create_app {where} on 127.0.0.1, AppRunner + TCPSite\n"
+        f"  {args.messages} measured + {args.warmup} warm-up text pushes per run, {args.concurrency} concurrent "
+        f"client tasks on keep-alive connections, {sender_count(args.messages)} senders "
+        f"(≤{math.ceil(args.messages / sender_count(args.messages))} msgs each, limit {RateLimit().limit}/min)\n"
+        f"  each push is a resident's report naming a demo-org place: the full intake (classify, place, grid,\n"
+        f"  work order, staff notice queued; the demo outbox worker runs and sends to the app's own fake\n"
+        f"  WeChat API, load a production worker would not carry)\n"
+        f"  pushes signed/encrypted before timing; replies verified after timing; latency = request sent → "
+        f"body read\n"
+        f"  python {platform.python_version()}, aiohttp {aiohttp.__version__}, {os.cpu_count()} cores, "
+        f"server_cpu = server process CPU / wall (100% = one core"
+        f"{'; in-process it includes the client' if args.in_process else ''}), host_cpu = all cores busy"
+    )
+
+
+async def main_async(args: argparse.Namespace) -> int:
+    print(header(args), flush=True)
+    results: list[Result] = []
+    for backend, mode in itertools.product(args.backends, args.modes):
+        if backend == "server":
+            reason = servers_missing()
+            if reason:
+                print(f"backend=server mode={mode}: skipped ({reason})", flush=True)
+                continue
+        result = await run_backend(backend, mode, args)
+        results.append(result)
+        print(result.line(), flush=True)
+        for sample in result.error_samples:
+            print(f"  error: {sample}")
+        if result.background is not None and result.background > 0.1:
+            print(
+                f"  note: the host was {result.background * 100:.0f}% busy before this run; numbers are noisy"
+            )
+        if args.profile:
+            print_profile(profile_path(args, backend, mode), args.profile_top)
+    if results:
+        print()
+        print_table(results)
+    return 1 if any(r.errors for r in results) else 0
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(level=getattr(logging, level), format="server %(levelname)s %(name)s: %(message)s")
+
+
+def default_profiler() -> str:
+    return "pyinstrument" if importlib.util.find_spec("pyinstrument") else "cprofile"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--warmup", type=int, default=200)
+    parser.add_argument("--backends", type=csv_list(("embedded", "server")), default=["embedded", "server"])
+    parser.add_argument("--modes", type=csv_list(("plain", "safe")), default=["plain", "safe"])
+    parser.add_argument("--in-process", action="store_true", help="run the app in this process's loop")
+    parser.add_argument("--profile", type=Path, help="profile each measured phase, writing files here")
+    parser.add_argument("--profiler", choices=("pyinstrument", "cprofile"), default=default_profiler())
+    parser.add_argument("--profile-top", type=int, default=40, help="profile lines to print")
+    parser.add_argument("--server-log", choices=("DEBUG", "INFO", "WARNING", "ERROR"), default="ERROR")
+    parser.add_argument("--serve", help=argparse.SUPPRESS)  # internal: the child process
+    args = parser.parse_args()
+    if args.serve:
+        asyncio.run(child_main(ServerSpec(**json.loads(args.serve))))
+        return
+    if args.messages < 1 or args.concurrency < 1 or args.warmup < 0:
+        parser.error("--messages and --concurrency must be ≥ 1, --warmup ≥ 0")
+    if args.profile:
+        args.profile.mkdir(parents=True, exist_ok=True)
+    if args.in_process:
+        configure_logging(args.server_log)
+    sys.exit(asyncio.run(main_async(args)))
+
+
+if __name__ == "__main__":
+    main()
