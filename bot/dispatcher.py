@@ -17,9 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from handlers import admin, conversation, intake, resident, staff, texts
 from handlers.commands import parse
 from handlers.context import Context, Services, Speaker
+from handlers.directory import Directory
 from handlers.incoming import Incoming
 from storage.outbox import take_deferred
-from storage.repo import active_person, mark_handled, person_by_wecom_userid
+from storage.repo import lock_inbound, mark_handled
 from storage.state import StateStore
 
 Handler = Callable[[Context], Awaitable[str | None]]
@@ -167,9 +168,14 @@ class Dispatcher:
         self.on_queued = on_queued
 
     async def feed(self, msg: Incoming, inbound_id: int) -> str | None:
+        """Handle the stored message once; a copy handled meanwhile answers with the stored reply."""
         now = datetime.fromtimestamp(self.clock(), UTC)
         async with self.sessions() as session, session.begin():
-            speaker = await identify(session, msg)
+            # Read after the lease (and, on PostgreSQL, under the row's lock): a copy may be done already.
+            stored = await lock_inbound(session, inbound_id)
+            if stored.handled:
+                return stored.reply or None
+            speaker = identify(self.services.directory, msg)
             ctx = Context(
                 msg=msg,
                 speaker=speaker,
@@ -188,7 +194,7 @@ class Dispatcher:
                 reply = await self.route(ctx)(ctx)
             if msg.kind != "event" or msg.event == "subscribe":
                 reply = await _with_deferred(session, msg, reply, now)
-            await mark_handled(session, inbound_id, reply or "", now)
+            await mark_handled(session, inbound_id, reply or "", now, ctx.order_id)
         if ctx.queued and self.on_queued is not None:
             self.on_queued()
         return reply
@@ -212,9 +218,7 @@ async def _with_deferred(
     return "\n——\n".join(parts)
 
 
-async def identify(session: AsyncSession, msg: Incoming) -> Speaker:
-    if msg.channel == "wecom":
-        person = await person_by_wecom_userid(session, msg.sender)
-    else:
-        person = await active_person(session, msg.sender)
+def identify(directory: Directory, msg: Incoming) -> Speaker:
+    """Staff by their openid (WeCom: their WeCom id); anyone else is a resident."""
+    person = directory.by_wecom(msg.sender) if msg.channel == "wecom" else directory.person(msg.sender)
     return Speaker(openid=person.openid if person else msg.sender, person=person)

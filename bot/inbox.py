@@ -84,11 +84,6 @@ class Inbox:
                 return None  # the platform retries; by then the first copy has stored its reply
 
     async def _handle_once(self, msg: Incoming, inbound_id: int) -> str | None:
-        # Read after taking the lease: a copy that waited may find the work already done.
-        async with self.sessions() as session:
-            current = await find_inbound(session, msg.channel, msg.dedupe_key)
-        if current is not None and current.handled:
-            return current.reply or None
         try:
             reply = await self.dispatcher.feed(msg, inbound_id)
         except Exception:

@@ -10,7 +10,7 @@ from handlers.resident import card
 from handlers.staff import hand_over, load_order, step
 from handlers.views import local_time, order_line, short
 from handlers.workflow import OPEN_STATES
-from storage.orders import get_order, orders_in, overdue_in, people_in
+from storage.orders import get_order, orders_in, overdue_in
 from storage.outbox import undeliverable
 
 LIST_STATES: dict[str, tuple[str, ...] | None] = {
@@ -125,7 +125,7 @@ async def supervise(ctx: Context) -> str:
     recipients = [order.assignee_openid] if order.assignee_openid else []
     if not recipients:
         community = ctx.services.directory.ancestor(order.unit_id, "community")
-        recipients = [p.openid for p in await people_in(ctx.session, community, ("community_admin",))]
+        recipients = [p.openid for p in ctx.services.directory.people_in(community, ("community_admin",))]
     for openid in recipients:
         await notify(ctx, openid, notice, order_id=order.id, reason="supervise")
     return texts.SUPERVISED.format(n=order.id)

@@ -8,11 +8,10 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.commands import Command
-from handlers.directory import ADMIN_ROLES, GRID_STAFF_ROLES, Directory
+from handlers.directory import ADMIN_ROLES, GRID_STAFF_ROLES, Directory, StaffInfo
 from handlers.incoming import Incoming
 from handlers.workflow import Limits
 from nlp.classifier import Classifier
-from storage.models import Person
 from storage.state import StateStore
 
 RESIDENT = "resident"
@@ -23,7 +22,7 @@ class Speaker:
     """The sender: a listed staff member (role and unit from the org file) or a resident."""
 
     openid: str
-    person: Person | None = None
+    person: StaffInfo | None = None
 
     @property
     def role(self) -> str:
@@ -71,6 +70,7 @@ class Context:
     inbound_id: int
     command: Command | None = None
     queued: list[str] = field(default_factory=list)  # send keys queued for the outbox in this transaction
+    order_id: int | None = None  # the order this message opened or was added to
 
     @property
     def pending_key(self) -> str:

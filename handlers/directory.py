@@ -1,5 +1,9 @@
 """A read-only snapshot of the organisation, loaded once after the org import: the unit tree, the
-place index for finding a grid in a message, grid centres for locations, and departments."""
+place index for finding a grid in a message, grid centres for locations, departments and staff.
+
+Reading the org from memory keeps the database off the hot path; the org changes only by
+`gridbot org import`, after which the server is restarted.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nlp.places import PlaceEntry, PlaceIndex, nearest_grid
-from storage.models import Department, Place, Unit
+from storage.models import Department, Person, Place, Unit
 
 ADMIN_ROLES = {"community_admin": "community", "street_admin": "street", "district_admin": "district"}
 GRID_STAFF_ROLES = frozenset({"grid_leader", "grid_member", "party_member"})
@@ -24,6 +28,17 @@ class UnitInfo:
     parent_id: str | None
     branch: str | None
     location: tuple[float, float] | None
+
+
+@dataclass(frozen=True)
+class StaffInfo:
+    """A person listed in the org file: one role in one unit."""
+
+    openid: str
+    name: str
+    role: str
+    unit_id: str
+    wecom_userid: str | None = None
 
 
 @dataclass(frozen=True)
@@ -42,8 +57,14 @@ class Directory:
         places: Mapping[int, tuple[str, str]],  # place id → (name, grid id)
         aliases: Mapping[int, tuple[str, ...]],
         departments: tuple[DepartmentInfo, ...],
+        people: tuple[StaffInfo, ...] = (),
     ) -> None:
         self.units = dict(units)
+        self.people = {p.openid: p for p in people}
+        self._by_wecom = {p.wecom_userid: p for p in people if p.wecom_userid}
+        self._by_unit: dict[str, list[StaffInfo]] = {}
+        for staff in sorted(people, key=lambda p: p.openid):
+            self._by_unit.setdefault(staff.unit_id, []).append(staff)
         self.places = dict(places)
         self.departments = departments
         self.index = PlaceIndex(
@@ -67,7 +88,26 @@ class Directory:
             DepartmentInfo(d.id, d.name, tuple(d.categories), tuple(d.unit_ids), tuple(d.contacts))
             for d in (await session.scalars(select(Department).where(Department.active.is_(True)))).all()
         )
-        return cls(units, places, aliases, departments)
+        people = tuple(
+            StaffInfo(p.openid, p.name, p.role, p.unit_id, p.wecom_userid)
+            for p in (await session.scalars(select(Person).where(Person.active.is_(True)))).all()
+        )
+        return cls(units, places, aliases, departments, people)
+
+    def person(self, openid: str | None) -> StaffInfo | None:
+        return self.people.get(openid or "")
+
+    def by_wecom(self, userid: str) -> StaffInfo | None:
+        return self._by_wecom.get(userid)
+
+    def people_in(self, unit_id: str | None, roles: tuple[str, ...]) -> list[StaffInfo]:
+        """People of a unit with one of these roles, in the order of `roles`, then by openid."""
+        found = [p for p in self._by_unit.get(unit_id or "", []) if p.role in roles]
+        return sorted(found, key=lambda p: roles.index(p.role))
+
+    def named(self, text: str) -> list[StaffInfo]:
+        """People whose openid or name is `text`."""
+        return [p for p in self.people.values() if text in (p.openid, p.name)]
 
     def names(self) -> list[str]:
         """Every place name and alias, for the segmenter's dictionary."""

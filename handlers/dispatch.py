@@ -8,9 +8,9 @@ from dataclasses import dataclass
 
 from handlers import texts
 from handlers.context import Context
+from handlers.directory import StaffInfo
 from handlers.notices import notify
-from storage.models import Person, WorkOrder
-from storage.orders import people_in, person
+from storage.models import WorkOrder
 
 GRID_ROLES = ("grid_leader", "grid_member")
 ADMIN = ("community_admin",)
@@ -18,52 +18,50 @@ ADMIN = ("community_admin",)
 
 @dataclass(frozen=True)
 class Assignment:
-    assignee: Person | None
+    assignee: StaffInfo | None
     handler_name: str  # who the resident is told will handle it
-    summary: str  # the assign event's text
+    department_id: str | None = None
+    informed: tuple[StaffInfo, ...] = ()  # told, not asked (the grid leader when a department handles it)
+    admins: tuple[StaffInfo, ...] = ()  # alerted when the order is urgent or nobody could be assigned
+
+    @property
+    def summary(self) -> str:
+        """The assign event's text."""
+        return f"派给 {self.assignee.name}（{self.handler_name}）" if self.assignee else "待社区派单"
 
 
-async def dispatch(ctx: Context, order: WorkOrder, place_label: str) -> Assignment:
+def choose(ctx: Context, category: str, grid: str | None) -> Assignment:
+    """Who takes a new order of this category in this grid (from the org snapshot, no I/O)."""
     directory = ctx.services.directory
-    grid = order.unit_id
     community = directory.ancestor(grid, "community")
-    responder = ctx.services.classifier.rule(order.category).responder
-    grid_staff = await people_in(ctx.session, grid, GRID_ROLES)
-    admins = await people_in(ctx.session, community, ADMIN)
-    informed: list[Person] = []
-
-    assignee: Person | None = None
-    handler_name = directory.branch_name(grid)
+    responder = ctx.services.classifier.rule(category).responder
+    grid_staff = directory.people_in(grid, GRID_ROLES)
+    admins = tuple(directory.people_in(community, ADMIN))
     if responder == "department":
-        department = directory.department_for(order.category, grid)
-        contact = (
-            await person(ctx.session, department.contacts[0]) if department and department.contacts else None
-        )
-        if department is not None and contact is not None and contact.active:
-            assignee, handler_name = contact, department.name
-            order.department_id = department.id
-            informed = grid_staff[:1]
+        department = directory.department_for(category, grid)
+        contact = directory.person(department.contacts[0]) if department and department.contacts else None
+        if department is not None and contact is not None:
+            return Assignment(contact, department.name, department.id, tuple(grid_staff[:1]), admins)
     elif responder == "community" and admins:
-        assignee, handler_name = admins[0], directory.unit_name(community)
-        informed = grid_staff[:1]
-    if assignee is None:
-        assignee = (grid_staff or admins or [None])[0]
-        if assignee is not None and assignee.role == "community_admin":
-            handler_name = directory.unit_name(community)
-    order.assignee_openid = assignee.openid if assignee else None
+        return Assignment(admins[0], directory.unit_name(community), None, tuple(grid_staff[:1]), admins)
+    assignee = (grid_staff or list(admins) or [None])[0]
+    if assignee is not None and assignee.role == "community_admin":
+        return Assignment(assignee, directory.unit_name(community), None, (), admins)
+    return Assignment(assignee, directory.branch_name(grid), None, (), admins)
 
-    words = order.text
+
+async def announce(ctx: Context, order: WorkOrder, assignment: Assignment, place_label: str) -> None:
+    """Push the new order to its assignee, tell whoever is informed, alert admins when urgent."""
+    assignee, words = assignment.assignee, order.text
     if assignee is not None:
         message = texts.new_order(order.id, order.category, place_label, words, order.urgent)
         await notify(ctx, assignee.openid, message, order_id=order.id, reason="assign")
-    for other in informed:
-        message = texts.informed(order.id, order.category, place_label, handler_name)
+    for other in assignment.informed:
+        message = texts.informed(order.id, order.category, place_label, assignment.handler_name)
         await notify(ctx, other.openid, message, order_id=order.id, reason="inform")
     if order.urgent or assignee is None:
         who = assignee.name if assignee else "社区"
-        for admin in admins:
-            if admin is not assignee:
+        for admin in assignment.admins:
+            if admin != assignee:
                 message = texts.urgent_alert(order.id, order.category, place_label, words, who)
                 await notify(ctx, admin.openid, message, order_id=order.id, reason="alert")
-    summary = f"派给 {assignee.name}（{handler_name}）" if assignee else "待社区派单"
-    return Assignment(assignee, handler_name, summary)

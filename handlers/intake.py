@@ -14,13 +14,13 @@ from typing import Any
 
 from handlers import texts
 from handlers.context import Context
-from handlers.dispatch import dispatch
+from handlers.dispatch import announce, choose
 from handlers.resident import BIND_PENDING, bind_grid, bind_to, my_orders, rate, rating_of
-from handlers.workflow import apply, describe_duration
+from handlers.workflow import describe_duration, next_state
 from nlp.classifier import Classification
-from storage.models import Resident, WorkOrder, WorkOrderEvent
-from storage.orders import link_inbound, loose_images, recent_open_order
-from storage.repo import touch_resident
+from storage.models import WorkOrder, WorkOrderEvent
+from storage.orders import attach_loose_images, link_inbound, recent_open_order
+from storage.repo import ResidentInfo, touch_resident
 
 PENDING_TTL = 3600.0  # how long the bot waits for the answer to "where is it?"
 PHOTO_WINDOW = timedelta(minutes=10)
@@ -130,7 +130,7 @@ def _from_location(ctx: Context, pending: dict[str, Any]) -> Where | None:
     return Where(None, grid, label, location=(float(lat), float(lng)))
 
 
-def _bound_place(ctx: Context, resident: Resident) -> Where | None:
+def _bound_place(ctx: Context, resident: ResidentInfo) -> Where | None:
     directory = ctx.services.directory
     detail = resident.place_detail or ""
     place = directory.places.get(resident.place_id or -1)
@@ -148,6 +148,7 @@ def _media(media_id: str | None, pic_url: str | None) -> dict[str, str]:
 async def open_order(ctx: Context, text: str, where: Where) -> str:
     """Create, dispatch and announce the order; the reply gives its number, handler and time limit."""
     result: Classification = ctx.services.classifier.classify(text)
+    assignment = choose(ctx, result.label, where.grid)
     order = WorkOrder(
         resident_openid=ctx.speaker.openid,
         text=text,
@@ -162,24 +163,40 @@ async def open_order(ctx: Context, text: str, where: Where) -> str:
         media=[],
         lat=where.location[0] if where.location else None,
         lng=where.location[1] if where.location else None,
+        department_id=assignment.department_id,
+        assignee_openid=assignment.assignee.openid if assignment.assignee else None,
         created_at=ctx.now,
+        escalation_level=0,
+        timer_step=0,
     )
-    ctx.session.add(order)
-    await ctx.session.flush()
-    ctx.session.add(
-        WorkOrderEvent(
-            order_id=order.id, kind="create", actor=ctx.speaker.openid, text=text, to_state="new", at=ctx.now
-        )
-    )
-    photos = await loose_images(ctx.session, ctx.msg.channel, ctx.speaker.openid, ctx.now - PHOTO_WINDOW)
-    order.media = [_media(p.payload.get("media_id"), p.payload.get("pic_url")) for p in photos]
-    await link_inbound(ctx.session, [ctx.inbound_id, *(p.id for p in photos)], order.id)
-
-    assignment = await dispatch(ctx, order, where.label)
-    if assignment.assignee is not None:
-        ctx.session.add(apply(order, "assign", actor="system", text=assignment.summary, at=ctx.now))
     limits = ctx.services.limits
     order.accept_due = limits.accept_due(order, ctx.now)
+    events = [WorkOrderEvent(kind="create", actor=ctx.speaker.openid, text=text, to_state="new", at=ctx.now)]
+    if assignment.assignee is not None:
+        # The opening steps are decided before the row is written, so it is written once.
+        order.state = next_state("new", "assign")
+        events.append(
+            WorkOrderEvent(
+                kind="assign",
+                actor="system",
+                text=assignment.summary,
+                from_state="new",
+                to_state=order.state,
+                at=ctx.now,
+            )
+        )
+    ctx.session.add(order)
+    await ctx.session.flush()
+    for event in events:
+        event.order_id = order.id
+    ctx.session.add_all(events)
+    ctx.order_id = order.id
+    photos = await attach_loose_images(
+        ctx.session, ctx.msg.channel, ctx.speaker.openid, ctx.now - PHOTO_WINDOW, order.id
+    )
+    if photos:
+        order.media = [_media(p.get("media_id"), p.get("pic_url")) for p in photos]
+    await announce(ctx, order, assignment, where.label)
     within = describe_duration(limits.seconds("accept", order.category, order.urgent))
     reply = texts.accepted_reply(order.id, order.category, assignment.handler_name, within, order.urgent)
     if order.urgent:

@@ -27,7 +27,10 @@ async def notify(ctx: Context, openid: str | None, text: str, *, order_id: int |
     """
     if not openid or openid == ctx.speaker.openid:
         return
-    channel, recipient = await address_of(ctx.session, openid, wecom=ctx.services.wecom)
+    channel, recipient = "wechat", openid
+    staff = ctx.services.directory.person(openid)
+    if ctx.services.wecom and staff is not None and staff.wecom_userid:
+        channel, recipient = "wecom", staff.wecom_userid
     key = f"{ctx.msg.channel}:{ctx.inbound_id}:{reason}:{order_id}:{openid}"
     queued = await enqueue(
         ctx.session,

@@ -10,8 +10,8 @@ from handlers.notices import notify
 from handlers.views import order_card, order_line, short
 from handlers.workflow import OPEN_STATES, RATINGS, STATE_NAMES, IllegalTransition, apply
 from storage.models import WorkOrder
-from storage.orders import events_of, get_order, orders_of_resident, people_in, person
-from storage.repo import touch_resident
+from storage.orders import events_of, get_order, orders_of_resident
+from storage.repo import bind_resident, touch_resident
 
 _RATING_WORDS = {"1": "满意", "2": "基本满意", "3": "不满意", **{r: r for r in RATINGS}}
 
@@ -38,7 +38,7 @@ async def my_orders(ctx: Context) -> str:
 
 
 async def card(ctx: Context, order: WorkOrder) -> str:
-    assignee = await person(ctx.session, order.assignee_openid)
+    assignee = ctx.services.directory.person(order.assignee_openid)
     return order_card(order, ctx.services.directory, assignee, await events_of(ctx.session, order.id))
 
 
@@ -81,9 +81,9 @@ async def _reopen(ctx: Context, order: WorkOrder, directory: Directory) -> None:
         order_id=order.id,
         reason="reopen",
     )
-    assignee = await person(ctx.session, order.assignee_openid)
+    assignee = ctx.services.directory.person(order.assignee_openid)
     community = directory.ancestor(order.unit_id, "community")
-    for admin in await people_in(ctx.session, community, ("community_admin",)):
+    for admin in ctx.services.directory.people_in(community, ("community_admin",)):
         who = assignee.name if assignee else "承办人"
         await notify(
             ctx, admin.openid, texts.reopened_admin(order.id, who), order_id=order.id, reason="reopen-admin"
@@ -123,7 +123,7 @@ async def urge(ctx: Context) -> str:
     due = order.resolve_due if order.state in ("accepted", "reopened") else order.accept_due
     if order.assignee_openid is None or (due is not None and due < ctx.now):
         community = ctx.services.directory.ancestor(order.unit_id, "community")
-        for admin in await people_in(ctx.session, community, ("community_admin",)):
+        for admin in ctx.services.directory.people_in(community, ("community_admin",)):
             await notify(ctx, admin.openid, notice, order_id=order.id, reason="urge-admin")
     return texts.URGED.format(n=order.id)
 
@@ -145,11 +145,9 @@ async def bind_to(ctx: Context, address: str) -> str:
     match = directory.index.find(address)
     if match is None:
         return texts.PLACE_NOT_FOUND
-    resident = await touch_resident(ctx.session, ctx.speaker.openid, ctx.now)
-    resident.place_id, resident.place_detail, resident.unit_id = (
-        int(match.key),
-        match.detail or None,
-        match.grid,
+    await touch_resident(ctx.session, ctx.speaker.openid, ctx.now)
+    await bind_resident(
+        ctx.session, ctx.speaker.openid, place_id=int(match.key), detail=match.detail or None, unit_id=match.grid
     )
     await ctx.state.clear_pending(ctx.pending_key)
     place = directory.places[int(match.key)][0] + match.detail
@@ -157,8 +155,8 @@ async def bind_to(ctx: Context, address: str) -> str:
 
 
 async def bind_grid(ctx: Context, grid: str, label: str) -> str:
-    resident = await touch_resident(ctx.session, ctx.speaker.openid, ctx.now)
-    resident.place_id, resident.place_detail, resident.unit_id = None, label or None, grid
+    await touch_resident(ctx.session, ctx.speaker.openid, ctx.now)
+    await bind_resident(ctx.session, ctx.speaker.openid, place_id=None, detail=label or None, unit_id=grid)
     await ctx.state.clear_pending(ctx.pending_key)
     directory = ctx.services.directory
     return texts.BOUND.format(place=label or directory.unit_name(grid), branch=directory.branch_name(grid))

@@ -14,7 +14,7 @@ from handlers.targets import Target, find_target
 from handlers.views import local_time, order_line, place_label
 from handlers.workflow import IllegalTransition, apply, next_state
 from storage.models import WorkOrder
-from storage.orders import get_order, open_orders_for, people_in
+from storage.orders import get_order, open_orders_for
 
 RATE_PENDING = "rate"
 EXTENSION_WITHOUT_CONSENT = 3  # days a grid may extend on its own; more needs the community admin
@@ -179,7 +179,7 @@ async def return_order(ctx: Context) -> str:
     notice = texts.RETURN_NOTICE.format(
         n=order.id, category=order.category, who=ctx.speaker.name, reason=reason
     )
-    for admin in await people_in(ctx.session, community, ("community_admin",)):
+    for admin in ctx.services.directory.people_in(community, ("community_admin",)):
         await notify(ctx, admin.openid, notice, order_id=order.id, reason="return")
     return texts.RETURNED.format(n=order.id)
 
@@ -199,7 +199,7 @@ async def extend(ctx: Context) -> str:
         step(ctx, order, "extend_request", f"{days} 天：{reason}")
         community = ctx.services.directory.ancestor(order.unit_id, "community")
         notice = texts.EXTEND_REQUEST.format(who=ctx.speaker.name, n=order.id, days=days, reason=reason)
-        for admin in await people_in(ctx.session, community, ("community_admin",)):
+        for admin in ctx.services.directory.people_in(community, ("community_admin",)):
             await notify(ctx, admin.openid, notice, order_id=order.id, reason="extend-request")
         return texts.EXTEND_ASKED
     step(ctx, order, "extend", f"{days} 天：{reason}")

@@ -4,17 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
-
 from handlers.context import Context
-from storage.models import Person
-from storage.orders import people_in
+from handlers.directory import StaffInfo
 
 
 @dataclass(frozen=True)
 class Target:
     grid: str | None  # the grid the order moves to; None keeps the order's grid (a person above the grids)
-    person: Person  # who will be asked to accept it
+    person: StaffInfo  # who will be asked to accept it
     label: str  # how the target reads in messages
 
 
@@ -30,12 +27,11 @@ async def find_target(ctx: Context, text: str, scope: str | None) -> Target | st
         and directory.contains(scope, unit.id)
     ]
     if len(grids) == 1:
-        leaders = await people_in(ctx.session, grids[0], ("grid_leader", "grid_member"))
+        leaders = directory.people_in(grids[0], ("grid_leader", "grid_member"))
         if not leaders:
             return f"{directory.unit_name(grids[0])}还没有网格长，请改派给具体的人。"
         return Target(grids[0], leaders[0], f"{directory.unit_name(grids[0])}（{leaders[0].name}）")
-    stmt = select(Person).where(Person.active.is_(True), (Person.openid == wanted) | (Person.name == wanted))
-    people = [p for p in (await ctx.session.scalars(stmt)).all() if directory.contains(scope, p.unit_id)]
+    people = [p for p in directory.named(wanted) if directory.contains(scope, p.unit_id)]
     if len(people) == 1:
         person = people[0]
         unit = directory.units.get(person.unit_id)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from handlers.directory import Directory
+from handlers.directory import Directory, StaffInfo
 from handlers.workflow import STATE_NAMES
-from storage.models import Person, WorkOrder, WorkOrderEvent
+from storage.models import WorkOrder, WorkOrderEvent
 
 _SHORT = 16
 CHINA = timezone(timedelta(hours=8), "Asia/Shanghai")
@@ -40,7 +40,7 @@ def order_line(order: WorkOrder) -> str:
 def order_card(
     order: WorkOrder,
     directory: Directory,
-    assignee: Person | None,
+    assignee: StaffInfo | None,
     events: list[WorkOrderEvent] | None = None,
 ) -> str:
     lines = [

@@ -9,6 +9,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, event, inspect, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -17,11 +18,16 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     """An async engine tuned for its backend."""
     connect_args: dict[str, Any] = {}
-    options: dict[str, Any] = {"echo": echo, "pool_pre_ping": True}
+    options: dict[str, Any] = {"echo": echo}
     if url.startswith("sqlite"):
+        # One connection: SQLite writes one at a time anyway, and queueing for the pool is fair and
+        # cheap where several connections would spin on the database lock.
         connect_args["timeout"] = 30
+        options.update(pool_size=1, max_overflow=0, pool_timeout=60)
     else:
-        options.update(pool_size=10, max_overflow=10)
+        # No pre-ping (a round trip on every checkout); stale connections are recycled instead, and
+        # a dropped one fails one request, which WeChat redelivers.
+        options.update(pool_size=10, max_overflow=10, pool_recycle=1800)
     engine = create_async_engine(url, connect_args=connect_args, **options)
     if url.startswith("sqlite"):
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
@@ -35,6 +41,25 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+
+
+def insert_ignoring_conflicts(session: AsyncSession, table: Any, values: dict[str, Any]) -> Any:
+    """INSERT … ON CONFLICT DO NOTHING for the session's backend (both speak it)."""
+    dialect = session.get_bind().dialect.name
+    module = postgresql if dialect == "postgresql" else sqlite
+    return module.insert(table).values(values).on_conflict_do_nothing()
+
+
+def upsert(
+    session: AsyncSession, table: Any, values: dict[str, Any], key: list[str], update: dict[str, Any]
+) -> Any:
+    """INSERT … ON CONFLICT (key) DO UPDATE SET update — one round trip for "create or touch"."""
+    dialect = session.get_bind().dialect.name
+    module = postgresql if dialect == "postgresql" else sqlite
+    statement = module.insert(table).values(values)
+    return statement.on_conflict_do_update(
+        index_elements=key, set_={k: getattr(statement.excluded, k) for k in update}
+    )
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

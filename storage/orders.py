@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -50,12 +51,12 @@ async def recent_open_order(session: AsyncSession, openid: str, since: datetime)
     return await session.scalar(stmt)
 
 
-async def loose_images(
-    session: AsyncSession, channel: str, openid: str, since: datetime
-) -> list[InboundMessage]:
-    """Photos this person sent recently that belong to no order yet."""
+async def attach_loose_images(
+    session: AsyncSession, channel: str, openid: str, since: datetime, order_id: int
+) -> list[dict[str, Any]]:
+    """Give this order the photos the person sent recently that belong to no order yet; their payloads."""
     stmt = (
-        select(InboundMessage)
+        update(InboundMessage)
         .where(
             InboundMessage.channel == channel,
             InboundMessage.sender == openid,
@@ -63,9 +64,11 @@ async def loose_images(
             InboundMessage.order_id.is_(None),
             InboundMessage.received_at >= since,
         )
-        .order_by(InboundMessage.id)
+        .values(order_id=order_id)
+        .returning(InboundMessage.id, InboundMessage.payload)
     )
-    return list((await session.scalars(stmt)).all())
+    rows = (await session.execute(stmt)).all()
+    return [row.payload for row in sorted(rows, key=lambda row: row.id)]
 
 
 async def link_inbound(session: AsyncSession, inbound_ids: list[int], order_id: int) -> None:
@@ -101,11 +104,15 @@ async def orders_in(
     if states is not None:
         condition = condition & WorkOrder.state.in_(states)
     total = await session.scalar(select(func.count()).select_from(WorkOrder).where(condition))
-    rows = await session.scalars(select(WorkOrder).where(condition).order_by(WorkOrder.id.desc()).limit(limit))
+    rows = await session.scalars(
+        select(WorkOrder).where(condition).order_by(WorkOrder.id.desc()).limit(limit)
+    )
     return list(rows.all()), int(total or 0)
 
 
-async def overdue_in(session: AsyncSession, grids: list[str], now: datetime, *, limit: int = 10) -> list[WorkOrder]:
+async def overdue_in(
+    session: AsyncSession, grids: list[str], now: datetime, *, limit: int = 10
+) -> list[WorkOrder]:
     """Open orders of these grids past the deadline of their current phase, most overdue first."""
     waiting = WorkOrder.state.in_(("new", "assigned", "returned")) & (WorkOrder.accept_due < now)
     working = WorkOrder.state.in_(("accepted", "reopened")) & (WorkOrder.resolve_due < now)

@@ -13,10 +13,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.db import insert_ignoring_conflicts
 from storage.models import OutboxMessage, WorkOrder, utcnow
 
 __all__ = [
@@ -74,13 +74,7 @@ async def enqueue(
         "next_attempt_at": now,
         "created_at": now,
     }
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        stmt: Any = postgresql.insert(OutboxMessage).values(values).on_conflict_do_nothing()
-    elif dialect == "sqlite":
-        stmt = sqlite.insert(OutboxMessage).values(values).on_conflict_do_nothing()
-    else:  # pragma: no cover - only the two supported backends run the bot
-        stmt = insert(OutboxMessage).values(values)
+    stmt = insert_ignoring_conflicts(session, OutboxMessage, values)
     result = await session.execute(stmt)
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
@@ -198,6 +192,8 @@ async def undeliverable(
     """
     stmt = select(OutboxMessage).where(OutboxMessage.status.in_((FAILED, DEFERRED)))
     if grids is not None:
-        stmt = stmt.join(WorkOrder, WorkOrder.id == OutboxMessage.order_id).where(WorkOrder.unit_id.in_(grids))
+        stmt = stmt.join(WorkOrder, WorkOrder.id == OutboxMessage.order_id).where(
+            WorkOrder.unit_id.in_(grids)
+        )
     stmt = stmt.order_by(OutboxMessage.created_at, OutboxMessage.id).limit(limit)
     return list((await session.scalars(stmt)).all())

@@ -7,10 +7,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import InboundMessage, Person, Resident, Unit
+from storage.db import insert_ignoring_conflicts, upsert
+from storage.models import InboundMessage, Resident
 
 
 @dataclass(frozen=True)
@@ -37,26 +37,25 @@ async def record_inbound(
 
     Commits on its own: what a person sent is kept even if handling it fails later.
     """
-    row = InboundMessage(
-        channel=channel,
-        dedupe_key=dedupe_key,
-        sender=sender,
-        kind=kind,
-        text=text,
-        payload=payload,
-        sent_at=sent_at,
-        received_at=received_at,
-    )
-    session.add(row)
-    try:
-        await session.commit()
-    except IntegrityError:
-        await session.rollback()
-        existing = await find_inbound(session, channel, dedupe_key)
-        if existing is None:  # pragma: no cover - the conflicting row cannot vanish
-            raise
-        return existing
-    return InboundRecord(id=row.id, reply=None, handled=False, duplicate=False)
+    values = {
+        "channel": channel,
+        "dedupe_key": dedupe_key,
+        "sender": sender,
+        "kind": kind,
+        "text": text,
+        "payload": payload,
+        "sent_at": sent_at,
+        "received_at": received_at,
+    }
+    statement = insert_ignoring_conflicts(session, InboundMessage, values).returning(InboundMessage.id)
+    inserted = (await session.execute(statement)).scalar_one_or_none()
+    await session.commit()
+    if inserted is not None:
+        return InboundRecord(id=inserted, reply=None, handled=False, duplicate=False)
+    existing = await find_inbound(session, channel, dedupe_key)
+    if existing is None:  # pragma: no cover - the conflicting row cannot vanish
+        raise RuntimeError(f"inbound message {channel}:{dedupe_key} neither inserted nor found")
+    return existing
 
 
 async def find_inbound(session: AsyncSession, channel: str, dedupe_key: str) -> InboundRecord | None:
@@ -72,35 +71,62 @@ async def find_inbound(session: AsyncSession, channel: str, dedupe_key: str) -> 
     return InboundRecord(id=row.id, reply=row.reply, handled=row.handled_at is not None, duplicate=True)
 
 
-async def mark_handled(session: AsyncSession, inbound_id: int, reply: str, at: datetime) -> None:
-    """Store the reply with the handler's own changes, in the same transaction."""
-    await session.execute(
-        update(InboundMessage).where(InboundMessage.id == inbound_id).values(reply=reply, handled_at=at)
-    )
+async def lock_inbound(session: AsyncSession, inbound_id: int) -> InboundRecord:
+    """The inbound row, locked for this transaction on PostgreSQL (a concurrent copy waits here)."""
+    row = (
+        await session.execute(
+            select(InboundMessage.reply, InboundMessage.handled_at)
+            .where(InboundMessage.id == inbound_id)
+            .with_for_update()
+        )
+    ).one()
+    return InboundRecord(id=inbound_id, reply=row.reply, handled=row.handled_at is not None, duplicate=True)
 
 
-async def active_person(session: AsyncSession, openid: str) -> Person | None:
-    person = await session.get(Person, openid)
-    return person if person is not None and person.active else None
+async def mark_handled(
+    session: AsyncSession, inbound_id: int, reply: str, at: datetime, order_id: int | None = None
+) -> None:
+    """Store the reply (and the order it made or joined) with the handler's own changes, in its transaction."""
+    values: dict[str, Any] = {"reply": reply, "handled_at": at}
+    if order_id is not None:
+        values["order_id"] = order_id
+    await session.execute(update(InboundMessage).where(InboundMessage.id == inbound_id).values(**values))
 
 
-async def person_by_wecom_userid(session: AsyncSession, userid: str) -> Person | None:
-    return await session.scalar(select(Person).where(Person.wecom_userid == userid, Person.active.is_(True)))
+@dataclass(frozen=True)
+class ResidentInfo:
+    openid: str
+    place_id: int | None
+    place_detail: str | None
+    unit_id: str | None
 
 
 async def touch_resident(
     session: AsyncSession, openid: str, at: datetime, *, subscribed: bool | None = None
-) -> Resident:
-    """The resident row for this openid, created on first contact; remembers when they last wrote."""
-    resident = await session.get(Resident, openid)
-    if resident is None:
-        resident = Resident(openid=openid, first_seen_at=at, subscribed=True)
-        session.add(resident)
-    resident.last_message_at = at
+) -> ResidentInfo:
+    """Create the resident on first contact, remember when they last wrote; one statement."""
+    values: dict[str, Any] = {
+        "openid": openid,
+        "first_seen_at": at,
+        "last_message_at": at,
+        "subscribed": True,
+    }
+    changed = ["last_message_at"]
     if subscribed is not None:
-        resident.subscribed = subscribed
-    return resident
+        values["subscribed"] = subscribed
+        changed.append("subscribed")
+    statement = upsert(session, Resident, values, ["openid"], changed).returning(
+        Resident.place_id, Resident.place_detail, Resident.unit_id
+    )
+    row = (await session.execute(statement)).one()
+    return ResidentInfo(openid, row.place_id, row.place_detail, row.unit_id)
 
 
-async def units_by_id(session: AsyncSession) -> dict[str, Unit]:
-    return {unit.id: unit for unit in (await session.scalars(select(Unit))).all()}
+async def bind_resident(
+    session: AsyncSession, openid: str, *, place_id: int | None, detail: str | None, unit_id: str
+) -> None:
+    await session.execute(
+        update(Resident)
+        .where(Resident.openid == openid)
+        .values(place_id=place_id, place_detail=detail, unit_id=unit_id)
+    )
