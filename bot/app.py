@@ -20,9 +20,11 @@ from bot.dispatcher import Dispatcher
 from bot.fake_wechat import create_fake_wechat_app
 from bot.inbox import Inbox
 from bot.metrics import Metrics
-from bot.outbox import OutboxWorker, WeChatSender
+from bot.outbox import ChannelSender, OutboxWorker, Sender, WeChatSender
+from bot.timers import TimerService
 from bot.wechat import MAX_BODY, Channel
 from bot.wechat_api import WeChatAPI
+from bot.wecom_api import WeComAPI, WeComSender
 from handlers.context import Services
 from handlers.directory import Directory
 from handlers.workflow import Limits
@@ -62,13 +64,25 @@ def create_app(
         app_id=settings.wechat.app_id,
         clock=clock,
     )
+    if settings.wecom.enabled:
+        app[keys.WECOM] = Channel(
+            name="wecom",
+            token=settings.wecom.token,
+            aes_key=settings.wecom.encoding_aes_key,
+            app_id=settings.wecom.corp_id,
+            clock=clock,
+        )
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_state(state))
     app.cleanup_ctx.append(_services)
     app.cleanup_ctx.append(_outbox)
+    app.cleanup_ctx.append(_timers)
     app.cleanup_ctx.append(_inbox)
     app.router.add_get("/wechat", views.wechat_verify)
     app.router.add_post("/wechat", views.wechat_push)
+    if settings.wecom.enabled:
+        app.router.add_get("/wecom", views.wecom_verify)
+        app.router.add_post("/wecom", views.wecom_push)
     app.router.add_get("/healthz", views.healthz)
     app.router.add_get("/metrics", views.metrics)
     if settings.demo:
@@ -131,7 +145,11 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         directory = await Directory.load(session)
     classifier = await asyncio.to_thread(_load_classifier, settings.nlp.rules, directory)
     app[keys.SERVICES] = Services(
-        classifier, directory, limits(settings.sla, classifier), wecom=settings.wecom.enabled
+        classifier,
+        directory,
+        limits(settings.sla, classifier),
+        wecom=settings.wecom.enabled,
+        weights=settings.report.weights,
     )
     yield
 
@@ -172,8 +190,20 @@ async def _outbox(app: web.Application) -> AsyncIterator[None]:
             state=app[keys.STATE],
             clock=app[keys.CLOCK],
         )
+        senders: dict[str, Sender] = {"wechat": WeChatSender(api, settings.wechat.template_id)}
+        if settings.wecom.enabled:
+            wecom = WeComAPI(
+                http,
+                api_base=settings.wecom.api_base,
+                corp_id=settings.wecom.corp_id,
+                secret=settings.wecom.secret,
+                agent_id=settings.wecom.agent_id,
+                state=app[keys.STATE],
+                clock=app[keys.CLOCK],
+            )
+            senders["wecom"] = WeComSender(wecom)
         worker = OutboxWorker(
-            app[keys.SESSIONS], WeChatSender(api), clock=app[keys.CLOCK], metrics=app[keys.METRICS]
+            app[keys.SESSIONS], ChannelSender(senders), clock=app[keys.CLOCK], metrics=app[keys.METRICS]
         )
         app[keys.OUTBOX] = worker
         task = asyncio.create_task(worker.run(), name="outbox")
@@ -183,6 +213,22 @@ async def _outbox(app: web.Application) -> AsyncIterator[None]:
             await asyncio.wait_for(
                 task, worker.lease
             )  # on timeout it is cancelled; the row is re-sent after its lease
+
+
+async def _timers(app: web.Application) -> AsyncIterator[None]:
+    timers = TimerService(
+        app[keys.SESSIONS],
+        app[keys.STATE],
+        app[keys.SERVICES],
+        clock=app[keys.CLOCK],
+        on_queued=app[keys.OUTBOX].wake,
+    )
+    app[keys.TIMERS] = timers
+    task = asyncio.create_task(timers.run(), name="timers")
+    yield
+    timers.stop()
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(task, 10)
 
 
 async def _inbox(app: web.Application) -> AsyncIterator[None]:

@@ -15,7 +15,14 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.app import StartupError, create_app
+from bot.chat import DEFAULT_URL, ChatError, run_chat
 from bot.config import ConfigError, Settings, load_settings
+from handlers.directory import Directory
+from handlers.report import render_report
+from nlp.classifier import Classifier
+from nlp.evaluate import evaluate, format_report, read_labelled_csv
+from nlp.places import PlaceEntry, PlaceIndex
+from nlp.train import train, write_rules
 from storage.db import create_engine, current_revision, head_revision, session_factory, upgrade
 from storage.models import Person, Place, Unit
 from storage.org import LEVEL_NAMES, ROLE_NAMES, OrgError, apply_org, load_org_file
@@ -74,6 +81,12 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", parents=[common], help="运行 webhook 服务")
     serve.set_defaults(run=_serve)
 
+    chat = commands.add_parser("chat", parents=[common], help="在终端里扮演微信，与运行中的服务对话")
+    chat.add_argument("--as", dest="openid", metavar="OPENID", help="以此 openid 发言 (不填则显示身份菜单)")
+    chat.add_argument("--url", default=DEFAULT_URL, help=f"服务器地址 (默认 {DEFAULT_URL})")
+    chat.add_argument("--token", help="服务器的 [wechat] token (默认取自配置，演示为 gridbot-demo)")
+    chat.set_defaults(run=_chat)
+
     db = commands.add_parser("db", parents=[common], help="数据库")
     db_commands = db.add_subparsers(title="db commands")
     db_upgrade = db_commands.add_parser("upgrade", parents=[common], help="执行数据库迁移")
@@ -86,6 +99,32 @@ def _parser() -> argparse.ArgumentParser:
     org_import.set_defaults(run=_async(_org_import))
     org_show = org_commands.add_parser("show", parents=[common], help="显示组织架构")
     org_show.set_defaults(run=_async(_org_show))
+    report = commands.add_parser("report", parents=[common], help="三率统计：响应率、解决率、满意率")
+    report.add_argument("--period", help="时段，如 2026-11、2026-W47、2026-11-05、本月、上月 (默认本月)")
+    report.add_argument("--unit", help="单位 id (默认全部)")
+    report.add_argument("--format", choices=("text", "csv"), default="text")
+    report.set_defaults(run=_async(_report))
+
+    nlp = commands.add_parser("nlp", parents=[common], help="分类器：试分类、评估、训练")
+    nlp_commands = nlp.add_subparsers(title="nlp commands")
+    classify = nlp_commands.add_parser(
+        "classify", parents=[common], help="对每段文字给出类别、置信度、紧急、地点和关键词"
+    )
+    classify.add_argument("texts", nargs="+", metavar="TEXT")
+    classify.add_argument("--rules", help="规则文件 (默认取 [nlp] rules，空则用内置分类)")
+    classify.set_defaults(run=_nlp_classify)
+    evaluate = nlp_commands.add_parser("eval", parents=[common], help="在带标注的 CSV (text,label) 上评估")
+    evaluate.add_argument("file")
+    evaluate.add_argument("--rules", help="规则文件 (默认取 [nlp] rules，空则用内置分类)")
+    evaluate.set_defaults(run=_nlp_eval)
+    learn = nlp_commands.add_parser(
+        "train", parents=[common], help="从带标注的 CSV 学习关键词权重，写出规则文件"
+    )
+    learn.add_argument("file")
+    learn.add_argument("-o", "--output", required=True, help="写出的规则文件")
+    learn.add_argument("--merge", action="store_true", help="与手写规则 (--rules 或内置分类) 合并")
+    learn.add_argument("--rules", help="合并时使用的手写规则文件")
+    learn.set_defaults(run=_nlp_train)
     return parser
 
 
@@ -102,8 +141,25 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
             "演示模式：SQLite ./gridbot.db，进程内状态，演示组织，明文模式令牌 gridbot-demo，"
             f"地址 http://{settings.server.host}:{settings.server.port}/wechat"
         )
-    web.run_app(create_app(settings), host=settings.server.host, port=settings.server.port, print=None)
+    web.run_app(
+        create_app(settings),
+        host=settings.server.host,
+        port=settings.server.port,
+        print=None,
+        handler_cancellation=True,  # a client that hangs up (a chat long poll) frees its handler
+    )
     return 0
+
+
+def _chat(settings: Settings, args: argparse.Namespace) -> int:
+    """Play WeChat against a running server; a server that cannot be used is one line and exit 2."""
+    token = args.token or settings.wechat.token
+    try:
+        return asyncio.run(
+            run_chat(url=args.url, token=token, org_file=settings.org.file, openid=args.openid)
+        )
+    except ChatError as exc:
+        raise CliError(str(exc)) from None
 
 
 async def _ready_engine(settings: Settings) -> AsyncEngine:
@@ -158,6 +214,83 @@ async def _org_show(settings: Settings, args: argparse.Namespace) -> int:
         print("尚未导入组织。请运行 gridbot org import FILE")
         return 0
     print(format_org(list(units), list(places), list(people)))
+    return 0
+
+
+async def _report(settings: Settings, args: argparse.Namespace) -> int:
+    engine = await _ready_engine(settings)
+    try:
+        async with session_factory(engine)() as session:
+            directory = await Directory.load(session)
+            if args.unit and args.unit not in directory.units:
+                raise CliError(f"未知的单位: {args.unit}")
+            try:
+                text = await render_report(
+                    session,
+                    directory,
+                    period=args.period,
+                    unit_id=args.unit,
+                    fmt=args.format,
+                    weights=settings.report.weights,
+                )
+            except ValueError as exc:
+                raise CliError(str(exc)) from None
+    finally:
+        await engine.dispose()
+    print(text, end="" if text.endswith("\n") else "\n")
+    return 0
+
+
+def _classifier(settings: Settings, rules: str | None) -> Classifier:
+    try:
+        return Classifier.load(rules or settings.nlp.rules or None)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+
+
+def _nlp_classify(settings: Settings, args: argparse.Namespace) -> int:
+    classifier = _classifier(settings, args.rules)
+    places = PlaceIndex(())
+    if settings.org.file:
+        spec = load_org_file(settings.org.file)
+        places = PlaceIndex(
+            PlaceEntry(key=name, name=name, aliases=tuple(unit.aliases.get(name, ())), grid=unit.id)
+            for unit in spec.units
+            for name in unit.places
+        )
+        classifier.add_words(places.names())
+    for text in args.texts:
+        result = classifier.classify(text)
+        match = places.find(text)
+        place = f"{match.key}{match.detail} ({match.grid})" if match else "—"
+        print(
+            f"{text}\n  类别: {result.label}  置信度: {result.confidence:.2f}  紧急: {'是' if result.urgent else '否'}"
+            f"\n  地点: {place}\n  关键词: {'、'.join(result.keywords) or '—'}"
+            + (f"  紧急线索: {'、'.join(result.urgent_keywords)}" if result.urgent_keywords else "")
+        )
+    return 0
+
+
+def _nlp_eval(settings: Settings, args: argparse.Namespace) -> int:
+    classifier = _classifier(settings, args.rules)
+    try:
+        rows = read_labelled_csv(args.file)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    print(format_report(evaluate(classifier, rows)))
+    return 0
+
+
+def _nlp_train(settings: Settings, args: argparse.Namespace) -> int:
+    try:
+        rows = read_labelled_csv(args.file)
+        base = _classifier(settings, args.rules) if args.merge else None
+        rules = train(rows, base)
+        write_rules(rules, args.output)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    labels = [key for key in rules.get("label", {})]
+    print(f"已从 {len(rows)} 行学习 {len(labels)} 个类别的关键词，写入 {args.output}")
     return 0
 
 

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from handlers.rates import Weights
+
 DEMO_TOKEN = "gridbot-demo"
 DEMO_ORG = Path(__file__).resolve().parent.parent / "examples" / "org.demo.toml"
 SECRET_KEYS = frozenset({"app_secret", "secret", "token", "encoding_aes_key"})
@@ -102,6 +104,11 @@ class SlaSettings:
 
 
 @dataclass(frozen=True)
+class ReportSettings:
+    weights: Weights = field(default_factory=Weights)  # 响应率, 解决率, 满意率 in the composite score
+
+
+@dataclass(frozen=True)
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     wechat: WeChatSettings = field(default_factory=WeChatSettings)
@@ -110,6 +117,7 @@ class Settings:
     org: OrgSettings = field(default_factory=OrgSettings)
     nlp: NlpSettings = field(default_factory=NlpSettings)
     sla: SlaSettings = field(default_factory=SlaSettings)
+    report: ReportSettings = field(default_factory=ReportSettings)
     demo: bool = False
 
 
@@ -121,6 +129,7 @@ _SECTIONS: dict[str, type] = {
     "org": OrgSettings,
     "nlp": NlpSettings,
     "sla": SlaSettings,
+    "report": ReportSettings,
 }
 _DURATION_KEYS = frozenset({"accept", "resolve", "rate", "urgent_accept", "urgent_resolve"})
 
@@ -196,6 +205,13 @@ def _convert(section: str, key: str, value: Any, default: Any) -> Any:
         return _sla_categories(value)
     if section == "sla" and key in _DURATION_KEYS:
         return parse_duration(value, full)
+    if isinstance(default, Weights):
+        if isinstance(value, str):  # from the environment: "30,35,35"
+            value = [_number(part, full) for part in value.split(",")]
+        try:
+            return Weights.from_sequence(value)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
     if isinstance(default, Mapping):
         if not isinstance(value, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in value.items()
@@ -217,6 +233,13 @@ def _convert(section: str, key: str, value: Any, default: Any) -> Any:
     if not isinstance(value, str):
         raise ConfigError(f"{full}: 应为字符串，收到 {value!r}")
     return value
+
+
+def _number(text: str, key: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise ConfigError(f"{key}: 应为逗号分隔的三个数，如 30,35,35") from None
 
 
 def _sla_categories(value: Any) -> dict[str, dict[str, int]]:

@@ -27,10 +27,9 @@ Handler = Callable[[Context], Awaitable[str | None]]
 Filter = Callable[[Context], bool]
 
 STAFF_WORDS = frozenset({"待办", "接单", "领单", "进展", "办结", "转派", "退单", "延期"})
-ADMIN_WORDS = frozenset({"状态", "列表", "逾期", "派单", "督办"})
+ADMIN_WORDS = frozenset({"状态", "列表", "逾期", "派单", "督办", "统计", "排名"})
 RESIDENT_WORDS = frozenset({"查询", "评价", "撤销", "催办", "绑定"})
 # The WeCom app is for staff; residents use the official account. (Belongs in handlers/texts.py.)
-WECOM_STAFF_ONLY = "您好，这个企业微信应用仅供网格工作人员使用。居民反映问题、查询进度，请使用社区公众号。"
 DEFERRED_PER_REPLY = 3  # with the reply itself this stays within WeChat's 2048 bytes; the rest wait
 
 
@@ -74,7 +73,7 @@ def wecom_stranger(ctx: Context) -> bool:
 
 
 async def wecom_staff_only(ctx: Context) -> str:
-    return WECOM_STAFF_ONLY
+    return texts.WECOM_STAFF_ONLY
 
 
 async def say_error(ctx: Context) -> str:
@@ -123,6 +122,8 @@ ROUTES: tuple[Route, ...] = (
     Route(both(command("逾期"), admin_only), admin.overdue),
     Route(both(command("派单"), admin_only), admin.dispatch_order),
     Route(both(command("督办"), admin_only), admin.supervise),
+    Route(both(command("统计"), admin_only), admin.stats),
+    Route(both(command("排名"), admin_only), admin.ranking),
     Route(command(*ADMIN_WORDS), refuse_admin_word),
     Route(command(*STAFF_WORDS), refuse_staff_word),
     # Residents; staff get their help instead.

@@ -85,6 +85,7 @@ class FakeWeChat:
         self._faults: list[Fault] = []
         self._token_faults: deque[int] = deque()
         self._arrived = asyncio.Event()
+        self.closing = False  # set at shutdown so long polls end at once
 
     # --- controls for tests and the demo ---------------------------------------------------------
 
@@ -278,7 +279,7 @@ class FakeWeChat:
         except ValueError:
             raise web.HTTPBadRequest(text="after and wait must be numbers") from None
         deadline = asyncio.get_running_loop().time() + wait
-        while not (found := self.delivered(touser, after)):
+        while not (found := self.delivered(touser, after)) and not self.closing:
             left = deadline - asyncio.get_running_loop().time()
             if left <= 0:
                 break
@@ -321,4 +322,10 @@ def create_fake_wechat_app(
     app.router.add_get("/cgi-bin/gettoken", fake.wecom_token)
     app.router.add_post("/cgi-bin/message/send", fake.wecom_send)
     app.router.add_get("/fake/messages", fake.read_messages)
+
+    async def end_long_polls(_: web.Application) -> None:
+        fake.closing = True
+        fake._arrived.set()
+
+    app.on_shutdown.append(end_long_polls)
     return app

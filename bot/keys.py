@@ -11,6 +11,7 @@ from bot.config import Settings
 from bot.inbox import Inbox
 from bot.metrics import Metrics
 from bot.outbox import OutboxWorker
+from bot.timers import TimerService
 from bot.wechat import Channel
 from handlers.context import Services
 from storage.state import StateStore
@@ -22,6 +23,8 @@ ENGINE = web.AppKey("engine", AsyncEngine)
 SESSIONS = web.AppKey("sessions", async_sessionmaker[AsyncSession])
 STATE = web.AppKey("state", StateStore)
 WECHAT = web.AppKey("wechat", Channel)
+WECOM = web.AppKey("wecom", Channel)  # set only when `[wecom]` is configured
 INBOX = web.AppKey("inbox", Inbox)
 SERVICES = web.AppKey("services", Services)
 OUTBOX = web.AppKey("outbox", OutboxWorker)
+TIMERS = web.AppKey("timers", TimerService)

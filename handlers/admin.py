@@ -1,4 +1,4 @@
-"""Admins in chat: 状态, 列表, 逾期, 派单, 督办 — each within the unit the admin oversees."""
+"""Admins in chat: 状态, 列表, 逾期, 派单, 督办, 统计, 排名 — each within the unit the admin oversees."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from handlers import texts
 from handlers.access import may_oversee
 from handlers.context import Context
 from handlers.notices import notify
+from handlers.report import ranking_reply, stats_reply
 from handlers.resident import card
 from handlers.staff import hand_over, load_order, step
 from handlers.views import local_time, order_line, short
@@ -129,3 +130,20 @@ async def supervise(ctx: Context) -> str:
     for openid in recipients:
         await notify(ctx, openid, notice, order_id=order.id, reason="supervise")
     return texts.SUPERVISED.format(n=order.id)
+
+
+async def stats(ctx: Context) -> str:
+    assert ctx.command is not None
+    services = ctx.services
+    unit = ctx.speaker.unit_id or ""
+    return await stats_reply(
+        ctx.session, services.directory, unit, ctx.command.rest, ctx.now, weights=services.weights
+    )
+
+
+async def ranking(ctx: Context) -> str:
+    services = ctx.services
+    unit = ctx.speaker.unit_id or ""
+    return await ranking_reply(
+        ctx.session, services.directory, unit, "本月", ctx.now, weights=services.weights
+    )

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from handlers.commands import Command
 from handlers.directory import ADMIN_ROLES, GRID_STAFF_ROLES, Directory, StaffInfo
 from handlers.incoming import Incoming
+from handlers.rates import DEFAULT_WEIGHTS, Weights
 from handlers.workflow import Limits
 from nlp.classifier import Classifier
 from storage.state import StateStore
@@ -57,6 +58,7 @@ class Services:
     directory: Directory
     limits: Limits
     wecom: bool = False  # staff with a wecom_userid get their notices through the WeCom app
+    weights: Weights = DEFAULT_WEIGHTS  # of the three rates in the composite score
 
 
 @dataclass

@@ -27,8 +27,10 @@ except ZoneInfoNotFoundError:  # pragma: no cover - no tz database (e.g. Windows
 SATISFIED = frozenset({"满意", "基本满意"})
 ACCEPTS = frozenset({"accept", "claim"})
 DISPATCHES = frozenset({"assign", "claim"})
-# The events the rates read: everything that moves an order (for its state at the cut-off) and the ratings.
-EVENT_KINDS = frozenset({"create"} | {action for _, action in TRANSITIONS})
+REDISPATCHES = frozenset({"assign", "transfer"})  # each gives the order a new accept deadline
+# The events the rates read: everything that moves an order (for its state at the cut-off) and the ratings;
+# not the progress notes and extensions, which leave the state as it was.
+EVENT_KINDS = frozenset({"create"} | {action for _, action in TRANSITIONS} - {"progress", "extend"})
 
 
 # --- weights and the composite ------------------------------------------------------------------
@@ -45,7 +47,7 @@ class Weights:
     @classmethod
     def from_sequence(cls, values: Sequence[float]) -> Weights:
         """From the config's `[report] weights = [30, 35, 35]`; anything else is a one-line ValueError."""
-        if isinstance(values, str | bytes) or len(values) != 3:
+        if not isinstance(values, Sequence) or isinstance(values, str | bytes) or len(values) != 3:
             raise ValueError(
                 "report.weights 应为三个数，依次是响应率、解决率、满意率的权重，例如 [30, 35, 35]"
             )
@@ -234,7 +236,7 @@ def state_at(order: OrderRow, cutoff: datetime) -> str | None:
     if order.created_at >= cutoff:
         return None
     state = "new"
-    for event in order.events:
+    for event in sorted(order.events, key=lambda e: e.at):  # stable: same-moment events keep their order
         if event.at < cutoff and event.to_state:
             state = event.to_state
     return state
@@ -253,10 +255,16 @@ def order_facts(order: OrderRow, start: datetime, cutoff: datetime) -> Counts:
         facts.received = 1
         facts.dispatched = int(any(e.kind in DISPATCHES for e in events))
 
-    # 响应: judged in the period its accept deadline falls in, by the first acceptance ever.
+    # 响应: judged in the period its accept deadline falls in. The stored deadline is the one of the last
+    # 派单/转派, so the acceptance that answers it is the first one at or after that dispatch.
     accept_due = order.accept_due
     if accept_due is not None and start <= accept_due < cutoff:
-        in_time = first_accept is not None and first_accept <= accept_due
+        dispatched_at = next((e.at for e in reversed(events) if e.kind in REDISPATCHES), None)
+        answer = next(
+            (e.at for e in events if e.kind in ACCEPTS and (dispatched_at is None or e.at >= dispatched_at)),
+            None,
+        )
+        in_time = answer is not None and answer <= accept_due
         withdrawn = not in_time and cancelled_at is not None and cancelled_at <= accept_due
         if not withdrawn:
             facts.response_due = 1

@@ -147,7 +147,11 @@ async def bind_to(ctx: Context, address: str) -> str:
         return texts.PLACE_NOT_FOUND
     await touch_resident(ctx.session, ctx.speaker.openid, ctx.now)
     await bind_resident(
-        ctx.session, ctx.speaker.openid, place_id=int(match.key), detail=match.detail or None, unit_id=match.grid
+        ctx.session,
+        ctx.speaker.openid,
+        place_id=int(match.key),
+        detail=match.detail or None,
+        unit_id=match.grid,
     )
     await ctx.state.clear_pending(ctx.pending_key)
     place = directory.places[int(match.key)][0] + match.detail

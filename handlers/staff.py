@@ -175,6 +175,7 @@ async def return_order(ctx: Context) -> str:
     reason = ctx.command.rest
     if refused := step(ctx, order, "return", reason):
         return refused
+    order.accept_due = ctx.services.limits.accept_due(order, ctx.now)  # the community's turn to dispatch
     community = ctx.services.directory.ancestor(order.unit_id, "community")
     notice = texts.RETURN_NOTICE.format(
         n=order.id, category=order.category, who=ctx.speaker.name, reason=reason

@@ -43,6 +43,7 @@ UNSUPPORTED = "抱歉，目前只能处理文字、语音、图片和位置。�
 IMAGE_RECEIVED = "照片已收到。请再用一句话说明是什么问题、在哪里。"
 LOCATION_RECEIVED = "位置已收到。请再用一句话说明遇到了什么问题。"
 THROTTLED = "您发送得太快了，请稍等一分钟再发。您的消息我们已经记下。"
+WECOM_STAFF_ONLY = "您好，这个企业微信应用仅供网格工作人员使用。居民反映问题、查询进度，请使用社区公众号。"
 BUSY = "抱歉，系统正忙，请稍后再发一次。您的消息我们已经记下。"
 
 # --- work orders: to residents ------------------------------------------------------------------
@@ -157,12 +158,12 @@ TIMER_LIST_MAX = 8  # orders listed in one summary; the rest are counted ("等 N
 
 
 def timer_span(seconds: float) -> str:
-    """A rough, readable length of time: 45 分钟, 3 小时, 2 天."""
+    """A readable length of time, rounded down: 45 分钟, 3 小时, 2 天."""
     seconds = max(0, int(seconds))
     if seconds < 3600:
         return f"{max(1, seconds // 60)} 分钟"
     if seconds < 2 * 86400:
-        return f"{(seconds + 1800) // 3600} 小时"
+        return f"{seconds // 3600} 小时"
     return f"{seconds // 86400} 天"
 
 

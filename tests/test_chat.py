@@ -171,6 +171,9 @@ class TestTheStoryInTwoTerminals:
         resident.type("筱塘市场门口的井盖松动了")
         assert "工单号 #1" in await resident.reply()
         await resident.close()
+        fake = f"{demo_server}/fake-wechat/fake/messages"
+        async with http.get(fake, params={"touser": LEADER, "wait": "5"}) as delivered:
+            assert len(await delivered.json()) == 1  # the notice is out before the leader looks
         leader = Terminal(http, demo_server, openid=LEADER)
         await leader.shows(lambda e: e == "之前推送给你的消息：")
         assert "接单 1" in await leader.push("新工单")

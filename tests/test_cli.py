@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
+import re
 import uuid
 from pathlib import Path
 
@@ -107,3 +110,45 @@ async def test_postgres_not_upgraded_is_refused(tmp_path: Path, capsys: pytest.C
     finally:
         await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
         await admin.close()
+
+
+def test_nlp_classify_eval_and_train(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.conftest import SHARED_DATA
+
+    config = tmp_path / "c.toml"
+    config.write_text(f'[wechat]\ntoken = "t"\n[org]\nfile = "{DEMO_ORG}"\n', encoding="utf-8")
+    code, out, _ = run(capsys, "nlp", "classify", "筱塘小区3号楼楼道着火了", "-c", str(config))
+    assert code == 0
+    assert "类别: 消防应急" in out and "紧急: 是" in out and "地点: 筱塘新村3号楼 (xiaotang-1)" in out
+    data = SHARED_DATA / "community_dev.csv"
+    if not data.exists():
+        pytest.skip(f"{data} not present")
+    code, out, _ = run(capsys, "nlp", "eval", str(data), "-c", str(config))
+    assert code == 0 and re.fullmatch(
+        r"accuracy=\d\.\d{4} macro_f1=\d\.\d{4} n=78", out.strip().splitlines()[-1]
+    )
+    rules = tmp_path / "learned.toml"
+    code, out, _ = run(capsys, "nlp", "train", str(data), "-o", str(rules), "-c", str(config))
+    assert code == 0 and rules.exists()
+    code, out, _ = run(capsys, "nlp", "eval", str(data), "--rules", str(rules), "-c", str(config))
+    assert code == 0 and out.strip().splitlines()[-1].endswith("n=78")
+    bad = tmp_path / "bad.csv"
+    bad.write_text("words,kind\nx,y\n", encoding="utf-8")
+    code, _, err = run(capsys, "nlp", "eval", str(bad), "-c", str(config))
+    assert code == 2 and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.usefixtures("backend", "engine")
+def test_report_prints_text_and_csv(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(capsys, "org", "import", str(DEMO_ORG), "-c", str(config))[0] == 0
+    code, out, _ = run(capsys, "report", "--period", "2026-11", "-c", str(config))
+    assert code == 0 and "城厢区" in out and "响应率" in out
+    code, out, _ = run(
+        capsys, "report", "--period", "2026-11", "--format", "csv", "--unit", "xiaotang", "-c", str(config)
+    )
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert code == 0 and [r["unit_id"] for r in rows][:2] == ["xiaotang", "xiaotang-1"]
+    code, _, err = run(capsys, "report", "--period", "2026-13", "-c", str(config))
+    assert code == 2 and "2026-13" in err
+    code, _, err = run(capsys, "report", "--unit", "atlantis", "-c", str(config))
+    assert code == 2 and "atlantis" in err

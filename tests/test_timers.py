@@ -70,6 +70,9 @@ async def world(start: Start, engine: AsyncEngine) -> AsyncIterator[World]:
     clock = Clock()
     client, wechat = await start(clock=clock)
     app = client.server.app
+    running = getattr(keys, "TIMERS", None)  # the app's own timer loop, once wired: the test drives passes
+    if running is not None and running in app:
+        app[running].stop()
     yield World(
         clock,
         wechat,
@@ -419,7 +422,7 @@ class TestRules:
             category={"水电燃气": {"resolve": DAY}, "消防应急": {"accept": 1800, "resolve": 7200}}
         )
         rules = {(r.urgent, r.categories, r.seconds) for r in limit_rules(limits, "resolve")}
-        assert (False, ("水电燃气",), DAY) in rules and (True, ("水电燃气",), 2 * HOUR) in rules
+        assert (False, ("水电燃气",), DAY) in rules and (True, ("水电燃气", "消防应急"), 2 * HOUR) in rules
         assert (False, None, 7 * DAY) in rules and (True, None, 2 * HOUR) in rules
         clock = Clock()
         due = clock.dt()

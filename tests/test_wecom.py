@@ -27,11 +27,11 @@ from wechatpy.utils import to_text
 
 from bot.app import create_app
 from bot.config import Settings, WeComSettings
-from bot.dispatcher import WECOM_STAFF_ONLY
 from bot.wechat import sign
 from bot.wechat_api import QuotaExceeded, Retryable, SendRejected, TokenError
 from bot.wechat_client import cdata
 from bot.wecom_api import MAX_TEXT_BYTES, WeComAPI, WeComSender, cap_text
+from handlers.texts import WECOM_STAFF_ONLY
 from storage.db import session_factory
 from storage.models import InboundMessage, OutboxMessage, WorkOrder, WorkOrderEvent
 from storage.state import MemoryState, StateStore
