@@ -21,14 +21,6 @@ import pytest
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from handlers.report import (
-    CSV_HEADER,
-    REPLY_BYTES,
-    ranking_reply,
-    render_report,
-    report_rows,
-    stats_reply,
-)
 from handlers.directory import Directory, UnitInfo
 from handlers.rates import (
     CHINA,
@@ -42,6 +34,14 @@ from handlers.rates import (
     parse_period,
     ratio,
     state_at,
+)
+from handlers.report import (
+    CSV_HEADER,
+    REPLY_BYTES,
+    ranking_reply,
+    render_report,
+    report_rows,
+    stats_reply,
 )
 from handlers.workflow import apply
 from storage.db import session_factory
