@@ -239,7 +239,5 @@ async def _inbox(app: web.Application) -> AsyncIterator[None]:
         clock=app[keys.CLOCK],
         on_queued=app[keys.OUTBOX].wake,
     )
-    app[keys.INBOX] = Inbox(
-        app[keys.SESSIONS], app[keys.STATE], dispatcher, app[keys.METRICS], clock=app[keys.CLOCK]
-    )
+    app[keys.INBOX] = Inbox(app[keys.SESSIONS], dispatcher, app[keys.METRICS], clock=app[keys.CLOCK])
     yield

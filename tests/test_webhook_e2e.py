@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -11,9 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot import keys
 from handlers import texts
+from handlers.context import Context
 from handlers.incoming import Incoming
 from storage.db import session_factory
-from storage.models import InboundMessage, Person, Resident
+from storage.models import InboundMessage, Person, Resident, WorkOrder
 from storage.repo import record_inbound
 from tests.conftest import Start
 from tests.fake_helpers import Clock
@@ -35,18 +37,23 @@ async def inbound_rows(engine: AsyncEngine) -> list[InboundMessage]:
 
 
 def count_feeds(client: Any, delay: float = 0.0) -> list[str]:
-    """Wrap the dispatcher so the test sees each message it handles (optionally slowly)."""
+    """Wrap the dispatcher's routing so the test sees each message a handler runs for (optionally slowly)."""
     dispatcher = client.app[keys.INBOX].dispatcher
-    original = dispatcher.feed
+    choose = dispatcher.route
     calls: list[str] = []
 
-    async def feed(msg: Incoming, inbound_id: int) -> str | None:
-        calls.append(msg.dedupe_key)
-        if delay:
-            await asyncio.sleep(delay)
-        return await original(msg, inbound_id)
+    def route(ctx: Context) -> Callable[[Context], Awaitable[str | None]]:
+        handler = choose(ctx)
 
-    dispatcher.feed = feed
+        async def counted(ctx: Context) -> str | None:
+            calls.append(ctx.msg.dedupe_key)
+            if delay:
+                await asyncio.sleep(delay)
+            return await handler(ctx)
+
+        return counted
+
+    dispatcher.route = route
     return calls
 
 
@@ -276,3 +283,23 @@ class TestOperations:
         async with session_factory(engine)() as session:
             leaders = await session.scalar(select(func.count()).where(Person.role == "grid_leader"))
         assert leaders == 10
+
+
+async def test_copies_reaching_two_server_processes_are_handled_once(
+    start: Start, engine: AsyncEngine, backend: str
+) -> None:
+    """Two app instances sharing PostgreSQL + Redis (as two worker processes would): one handling."""
+    if backend != "server":
+        pytest.skip("several processes need PostgreSQL + Redis; the embedded backend is one process")
+    first, wechat1 = await start()
+    second, wechat2 = await start()
+    seen1, seen2 = count_feeds(first, delay=0.2), count_feeds(second, delay=0.2)
+    xml = text_xml("oR", "筱塘新村路灯不亮", msg_id="9000099")
+    replies = await asyncio.gather(wechat1.send(xml), wechat2.send(xml), wechat1.send(xml), wechat2.send(xml))
+    assert len({r.content for r in replies}) == 1 and (replies[0].content or "").startswith(
+        "已受理，工单号 #1"
+    )
+    assert len(seen1) + len(seen2) == 1
+    async with session_factory(engine)() as session:
+        orders = await session.scalar(select(func.count()).select_from(WorkOrder))
+    assert orders == 1
