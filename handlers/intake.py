@@ -8,13 +8,14 @@ before or after a report are attached to it.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import timedelta
 from typing import Any
 
 from handlers import texts
 from handlers.context import Context
 from handlers.dispatch import announce, choose
+from handlers.duplicates import find_duplicate, follow
 from handlers.resident import BIND_PENDING, bind_grid, bind_to, my_orders, rate, rating_of
 from handlers.workflow import describe_duration, next_state
 from nlp.classifier import Classification
@@ -22,7 +23,9 @@ from storage.models import WorkOrder, WorkOrderEvent
 from storage.orders import attach_loose_images, link_inbound, recent_open_order
 from storage.repo import ResidentInfo, touch_resident
 
-PENDING_TTL = 3600.0  # how long the bot waits for the answer to "where is it?"
+PENDING_TTL = 3600.0  # how long the bot waits for the answer to "where is it?" or "which kind?"
+CLARIFY_PENDING = "category"
+CLARIFY_BELOW = 0.5  # classifier confidence under which the resident is asked to pick the category
 PHOTO_WINDOW = timedelta(minutes=10)
 _GREETINGS = re.compile(
     r"^(你好|您好|在吗|在不在|谢谢|多谢|好的|嗯+|ok|hi|hello|哈喽|早上好|晚上好)[!！。.~～?？]*$", re.I
@@ -42,14 +45,34 @@ class Where:
     detail: str = ""
     location: tuple[float, float] | None = None
 
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able, for a pending question."""
+        return {**asdict(self), "location": list(self.location) if self.location else None}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Where:
+        location = data.get("location")
+        return cls(
+            place_id=data.get("place_id"),
+            grid=str(data["grid"]),
+            label=str(data.get("label", "")),
+            detail=str(data.get("detail", "")),
+            location=(float(location[0]), float(location[1])) if location else None,
+        )
+
 
 async def report(ctx: Context) -> str:
     """A resident's text (or voice, or link title): a new request, or the answer to our question."""
     resident = await touch_resident(ctx.session, ctx.speaker.openid, ctx.now)
     pending = await ctx.state.get_pending(ctx.pending_key) or {}
     text = ctx.msg.text.strip()
+    if pending.get("ask") and text in _CANCEL:
+        await ctx.state.clear_pending(ctx.pending_key)
+        return texts.REPORT_CANCELLED
     if pending.get("ask") == "place":
         return await _answer_place(ctx, pending, text)
+    if pending.get("ask") == CLARIFY_PENDING:
+        return await _answer_category(ctx, pending, text)
     if pending.get("ask") == "rate" and (rating := rating_of(text)):
         return await rate(ctx, int(pending["order"]), rating)
     if pending.get("ask") == BIND_PENDING:
@@ -99,10 +122,24 @@ async def photo(ctx: Context) -> str:
     return texts.PHOTO_ADDED.format(n=order.id)
 
 
+async def _answer_category(ctx: Context, pending: dict[str, Any], text: str) -> str:
+    choices = [str(c) for c in pending.get("choices", [])]
+    answer = text.strip().rstrip("。.")
+    if answer.isdigit() and 1 <= int(answer) <= len(choices):
+        category = choices[int(answer) - 1]
+    elif answer in choices:
+        category = answer
+    else:
+        return _clarify_text(choices)
+    await ctx.state.clear_pending(ctx.pending_key)
+    return await open_order(ctx, str(pending["text"]), Where.from_dict(pending["where"]), category=category)
+
+
+def _clarify_text(choices: list[str]) -> str:
+    return texts.CLARIFY.format(choices="\n".join(f"{i} {label}" for i, label in enumerate(choices, 1)))
+
+
 async def _answer_place(ctx: Context, pending: dict[str, Any], text: str) -> str:
-    if text in _CANCEL:
-        await ctx.state.clear_pending(ctx.pending_key)
-        return texts.REPORT_CANCELLED
     where = _find_place(ctx, text)
     if where is None:
         return texts.PLACE_NOT_FOUND
@@ -145,14 +182,29 @@ def _media(media_id: str | None, pic_url: str | None) -> dict[str, str]:
     return {key: value for key, value in (("media_id", media_id), ("pic_url", pic_url)) if value}
 
 
-async def open_order(ctx: Context, text: str, where: Where) -> str:
-    """Create, dispatch and announce the order; the reply gives its number, handler and time limit."""
+async def open_order(ctx: Context, text: str, where: Where, *, category: str | None = None) -> str:
+    """Create, dispatch and announce the order; the reply gives its number, handler and time limit.
+
+    When the classifier is unsure the resident picks the category from numbered choices first; a
+    report of a problem already open in the grid joins that order instead.
+    """
     result: Classification = ctx.services.classifier.classify(text)
-    assignment = choose(ctx, result.label, where.grid)
+    fallback = ctx.services.classifier.fallback
+    if category is None and result.label != fallback and result.confidence < CLARIFY_BELOW:
+        likeliest = [label for label, _ in result.candidates if label != fallback][:3]
+        choices = [*likeliest, fallback or "其他"]
+        question = {"ask": CLARIFY_PENDING, "text": text, "where": where.to_dict(), "choices": choices}
+        await ctx.state.set_pending(ctx.pending_key, question, PENDING_TTL)
+        return _clarify_text(choices)
+    label = category or result.label
+    duplicate = await find_duplicate(ctx, text, label, where.grid, where.place_id, where.detail)
+    if duplicate is not None:
+        return await follow(ctx, duplicate, text)
+    assignment = choose(ctx, label, where.grid)
     order = WorkOrder(
         resident_openid=ctx.speaker.openid,
         text=text,
-        category=result.label,
+        category=label,
         confidence=round(result.confidence, 4),
         keywords=list(result.keywords),
         urgent=result.urgent,

@@ -5,7 +5,8 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.context import Context
-from storage.models import Person
+from storage.models import Person, WorkOrder
+from storage.orders import followers_of
 from storage.outbox import enqueue
 
 
@@ -44,3 +45,12 @@ async def notify(ctx: Context, openid: str | None, text: str, *, order_id: int |
     )
     if queued:
         ctx.queued.append(key)
+
+
+async def notify_residents(
+    ctx: Context, order: WorkOrder, text: str, *, reason: str, follower_text: str | None = None
+) -> None:
+    """Tell the resident who reported the order, and everyone who reported it again (its followers)."""
+    await notify(ctx, order.resident_openid, text, order_id=order.id, reason=reason)
+    for openid in await followers_of(ctx.session, order.id):
+        await notify(ctx, openid, follower_text or text, order_id=order.id, reason=reason)

@@ -9,7 +9,7 @@ from datetime import timedelta
 from handlers import texts
 from handlers.access import may_oversee, may_work_on
 from handlers.context import Context
-from handlers.notices import notify
+from handlers.notices import notify, notify_residents
 from handlers.targets import Target, find_target
 from handlers.views import local_time, order_line, place_label
 from handlers.workflow import IllegalTransition, apply, next_state
@@ -62,9 +62,7 @@ async def accept(ctx: Context) -> str:
     order.assignee_openid = ctx.speaker.openid
     order.resolve_due = ctx.services.limits.resolve_due(order, ctx.now)
     who = f"{ctx.services.directory.branch_name(order.unit_id)}的{ctx.speaker.name}"
-    await notify(
-        ctx, order.resident_openid, texts.order_accepted(order.id, who), order_id=order.id, reason="accept"
-    )
+    await notify_residents(ctx, order, texts.order_accepted(order.id, who), reason="accept")
     return texts.staff_done(
         order.id, "已接单", f"有进展请回复“进展 {order.id} 内容”，办好后回复“办结 {order.id} 结果”。"
     )
@@ -83,9 +81,7 @@ async def claim(ctx: Context) -> str:
     notice = texts.CLAIM_NOTICE.format(n=order.id, who=ctx.speaker.name)
     await notify(ctx, previous, notice, order_id=order.id, reason="claim")
     who = f"{ctx.services.directory.branch_name(order.unit_id)}的党员{ctx.speaker.name}"
-    await notify(
-        ctx, order.resident_openid, texts.order_accepted(order.id, who), order_id=order.id, reason="accept"
-    )
+    await notify_residents(ctx, order, texts.order_accepted(order.id, who), reason="accept")
     return texts.CLAIMED.format(n=order.id)
 
 
@@ -97,9 +93,7 @@ async def progress(ctx: Context) -> str:
     note = ctx.command.rest
     if refused := step(ctx, order, "progress", note):
         return refused
-    await notify(
-        ctx, order.resident_openid, texts.order_progress(order.id, note), order_id=order.id, reason="progress"
-    )
+    await notify_residents(ctx, order, texts.order_progress(order.id, note), reason="progress")
     return texts.staff_done(order.id, "进展已记录并告知居民", f"办好后回复“办结 {order.id} 结果”。")
 
 
@@ -113,12 +107,12 @@ async def resolve(ctx: Context) -> str:
         return refused
     limits = ctx.services.limits
     order.rate_due = limits.rate_due(order, ctx.now)
-    await notify(
+    await notify_residents(
         ctx,
-        order.resident_openid,
+        order,
         texts.order_resolved(order.id, result),
-        order_id=order.id,
         reason="resolve",
+        follower_text=texts.order_resolved_follower(order.id, result),
     )
     question = {"ask": RATE_PENDING, "order": order.id}
     ttl = float(limits.seconds("rate", order.category, order.urgent))
@@ -163,7 +157,7 @@ async def _assign_to(ctx: Context, order: WorkOrder, target: Target) -> None:
     resident_notice = texts.TRANSFER_NOTICE.format(
         n=order.id, who=ctx.services.directory.branch_name(order.unit_id)
     )
-    await notify(ctx, order.resident_openid, resident_notice, order_id=order.id, reason="handover")
+    await notify_residents(ctx, order, resident_notice, reason="handover")
 
 
 async def return_order(ctx: Context) -> str:
@@ -207,7 +201,7 @@ async def extend(ctx: Context) -> str:
     start = max(order.resolve_due or ctx.now, ctx.now)
     order.resolve_due = start + timedelta(days=days)
     notice = texts.EXTEND_NOTICE.format(n=order.id, days=days, reason=reason)
-    await notify(ctx, order.resident_openid, notice, order_id=order.id, reason="extend")
+    await notify_residents(ctx, order, notice, reason="extend")
     if order.assignee_openid != ctx.speaker.openid:
         granted = texts.EXTENDED.format(n=order.id, days=days, due=local_time(order.resolve_due))
         await notify(ctx, order.assignee_openid, granted, order_id=order.id, reason="extend-granted")

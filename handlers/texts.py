@@ -59,6 +59,9 @@ NOT_YOUR_ORDER = "抱歉，没有找到您提交的工单 #{n}。回复“查询
 RATE_ASK = "请为本次办理评价，回复数字：\n1 满意\n2 基本满意\n3 不满意"
 RATE_THANKS = "感谢您的评价（{rating}）！工单 #{n} 已关闭。"
 RATE_REOPENED = "抱歉没能让您满意。工单 #{n} 已重新交办，社区会跟进处理。"
+ALREADY_REPORTED = "您已经反映过这个问题（工单 #{n}），正在处理中。回复“查询 {n}”看进度，“催办 {n}”催一催。"
+DUPLICATE_LINKED = "已有居民反映过这个问题（工单 #{n}，{category}），正在处理。已为您关注，进展会同时告诉您。"
+CLARIFY = "请问您反映的是哪一类问题？回复数字：\n{choices}\n回复“取消”可放弃。"
 PHOTO_ADDED = "照片已补充到工单 #{n}。"
 EMERGENCY = {
     "fire": "情况紧急！请先撤离到安全处，立即拨打 119。",
@@ -86,6 +89,10 @@ def order_progress(n: int, text: str) -> str:
 
 def order_resolved(n: int, text: str) -> str:
     return f"工单 #{n} 已办结：{text}\n" + RATE_ASK
+
+
+def order_resolved_follower(n: int, text: str) -> str:
+    return f"您关注的工单 #{n} 已办结：{text}\n如仍有问题，请再告诉我们。"
 
 
 # --- work orders: to staff ----------------------------------------------------------------------

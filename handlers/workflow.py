@@ -58,7 +58,7 @@ TRANSITIONS: Mapping[tuple[str, str], str] = {
     ("returned", "cancel"): "cancelled",
 }
 # Steps that record something without moving the order: reminders, escalations, 催办, 督办.
-NOTES = frozenset({"remind", "escalate", "urge", "supervise", "extend_request", "photo"})
+NOTES = frozenset({"remind", "escalate", "urge", "supervise", "extend_request", "photo", "follow"})
 ACTIONS = frozenset(action for _, action in TRANSITIONS) | NOTES
 
 # Why an action is refused in a state where the table has no row for it.

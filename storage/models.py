@@ -184,6 +184,19 @@ class WorkOrder(Base):
     closed_at: Mapped[datetime | None]
 
 
+class OrderFollower(Base):
+    """A resident who reported the same problem again: linked to the open order, told of its progress."""
+
+    __tablename__ = "order_follower"
+    __table_args__ = (UniqueConstraint("order_id", "openid"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("work_order.id"), index=True)
+    openid: Mapped[str] = mapped_column(String(64), index=True)
+    text: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class WorkOrderEvent(Base):
     """One step of an order's life: who, when, what, and the state change it made."""
 
@@ -248,6 +261,7 @@ __all__ = [
     "Base",
     "Department",
     "InboundMessage",
+    "OrderFollower",
     "OutboxMessage",
     "Person",
     "Place",

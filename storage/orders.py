@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import InboundMessage, Person, WorkOrder, WorkOrderEvent
+from storage.models import InboundMessage, OrderFollower, Person, WorkOrder, WorkOrderEvent
 
 OPEN = ("new", "assigned", "accepted", "reopened")
 
@@ -21,9 +21,11 @@ async def get_order(session: AsyncSession, order_id: int, *, for_update: bool = 
 
 
 async def orders_of_resident(session: AsyncSession, openid: str, *, limit: int = 5) -> list[WorkOrder]:
+    """The orders a resident reported or follows, newest first."""
+    followed = select(OrderFollower.order_id).where(OrderFollower.openid == openid)
     stmt = (
         select(WorkOrder)
-        .where(WorkOrder.resident_openid == openid)
+        .where((WorkOrder.resident_openid == openid) | WorkOrder.id.in_(followed))
         .order_by(WorkOrder.id.desc())
         .limit(limit)
     )
@@ -123,3 +125,41 @@ async def overdue_in(
         .limit(limit)
     )
     return list((await session.scalars(stmt)).all())
+
+
+async def recent_orders_like(
+    session: AsyncSession,
+    grid: str,
+    category: str,
+    since: datetime,
+    states: tuple[str, ...],
+    *,
+    limit: int = 20,
+) -> list[WorkOrder]:
+    """Orders of this grid and category opened since `since` and still in one of `states`, newest first."""
+    stmt = (
+        select(WorkOrder)
+        .where(
+            WorkOrder.unit_id == grid,
+            WorkOrder.category == category,
+            WorkOrder.created_at >= since,
+            WorkOrder.state.in_(states),
+        )
+        .order_by(WorkOrder.id.desc())
+        .limit(limit)
+    )
+    return list((await session.scalars(stmt)).all())
+
+
+async def followers_of(session: AsyncSession, order_id: int) -> list[str]:
+    rows = await session.scalars(
+        select(OrderFollower.openid).where(OrderFollower.order_id == order_id).order_by(OrderFollower.id)
+    )
+    return list(rows.all())
+
+
+async def follows(session: AsyncSession, order_id: int, openid: str) -> bool:
+    found = await session.scalar(
+        select(OrderFollower.id).where(OrderFollower.order_id == order_id, OrderFollower.openid == openid)
+    )
+    return found is not None

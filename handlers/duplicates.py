@@ -1,0 +1,77 @@
+"""A second report of the same problem: same grid, category and place, similar words, within 48 hours.
+
+It is linked to the open order (the resident follows it and hears of its progress) instead of opening
+another. Words are similar when the two share a strong keyword of the category (路灯, not 坏了), or enough
+character pairs once place names, numbers and punctuation are taken out. A different building
+("3号楼" / "5号楼") is never the same problem.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+from handlers import texts
+from handlers.context import Context
+from handlers.workflow import OPEN_STATES, apply
+from nlp.normalize import normalize
+from storage.db import insert_ignoring_conflicts
+from storage.models import OrderFollower, WorkOrder
+from storage.orders import recent_orders_like
+
+WINDOW = timedelta(hours=48)
+TELLING_WEIGHT = 2.0  # a keyword this strong for the category names the thing itself
+SIMILAR = 0.25  # Jaccard overlap of character pairs, when no keyword is shared
+_NOISE = re.compile(r"[\W\d_a-zA-Z]+")
+
+
+def pairs(text: str, names: list[str]) -> set[str]:
+    for name in names:
+        text = text.replace(name, " ")
+    words = [w for w in _NOISE.split(text) if w]
+    return {w[i : i + 2] for w in words for i in range(len(w) - 1)} | {w for w in words if len(w) == 1}
+
+
+def similarity(a: str, b: str, names: list[str]) -> float:
+    first, second = pairs(a, names), pairs(b, names)
+    if not first or not second:
+        return 0.0
+    return len(first & second) / len(first | second)
+
+
+async def find_duplicate(
+    ctx: Context, text: str, category: str, grid: str, place_id: int | None, detail: str
+) -> WorkOrder | None:
+    candidates = await recent_orders_like(ctx.session, grid, category, ctx.now - WINDOW, tuple(OPEN_STATES))
+    names = ctx.services.directory.names()
+    strong = _strong_words(ctx, category, text)
+    for order in candidates:
+        if place_id and order.place_id and place_id != order.place_id:
+            continue
+        if detail and order.place_detail and detail != order.place_detail:
+            continue
+        if (
+            strong & _strong_words(ctx, category, order.text)
+            or similarity(text, order.text, names) >= SIMILAR
+        ):
+            return order
+    return None
+
+
+def _strong_words(ctx: Context, category: str, text: str) -> set[str]:
+    """The category's keywords that name the thing (路灯 2.5, not 坏了 1.5) found in the text."""
+    plain = normalize(text)
+    weights = ctx.services.classifier.rule(category).keywords
+    return {word for word, weight in weights.items() if weight >= TELLING_WEIGHT and word in plain}
+
+
+async def follow(ctx: Context, order: WorkOrder, text: str) -> str:
+    """Link this resident to the open order; they will be told of its progress with the others."""
+    ctx.order_id = order.id
+    if order.resident_openid == ctx.speaker.openid:
+        return texts.ALREADY_REPORTED.format(n=order.id)
+    values = {"order_id": order.id, "openid": ctx.speaker.openid, "text": text, "created_at": ctx.now}
+    added = await ctx.session.execute(insert_ignoring_conflicts(ctx.session, OrderFollower, values))
+    if added.rowcount:  # type: ignore[attr-defined]
+        ctx.session.add(apply(order, "follow", actor=ctx.speaker.openid, text=text, at=ctx.now))
+    return texts.DUPLICATE_LINKED.format(n=order.id, category=order.category)
