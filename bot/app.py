@@ -15,7 +15,7 @@ from aiohttp import web
 
 from bot import keys
 from bot import web as views
-from bot.config import Settings, SlaSettings, parse_duration
+from bot.config import Settings, parse_duration
 from bot.dispatcher import Dispatcher
 from bot.fake_wechat import create_fake_wechat_app
 from bot.inbox import Inbox
@@ -161,7 +161,7 @@ def _load_classifier(rules: str, directory: Directory) -> Classifier:
     return classifier
 
 
-def limits(sla: SlaSettings, classifier: Classifier) -> Limits:
+def limits(sla: Limits, classifier: Classifier) -> Limits:
     """Config first, then the rules file's per-category limits, then the config defaults."""
     category: dict[str, dict[str, int]] = {}
     for label in classifier.labels:
@@ -176,7 +176,7 @@ def limits(sla: SlaSettings, classifier: Classifier) -> Limits:
             category[label] = own
     for label, values in sla.category.items():
         category.setdefault(label, dict(values))
-    return Limits(sla.accept, sla.resolve, sla.rate, sla.urgent_accept, sla.urgent_resolve, category)
+    return replace(sla, category=category)
 
 
 async def _outbox(app: web.Application) -> AsyncIterator[None]:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from handlers.rates import Weights
+from handlers.workflow import Limits
 
 DEMO_TOKEN = "gridbot-demo"
 DEMO_ORG = Path(__file__).resolve().parent.parent / "examples" / "org.demo.toml"
@@ -92,18 +93,6 @@ class NlpSettings:
 
 
 @dataclass(frozen=True)
-class SlaSettings:
-    """Time limits in seconds; `category` maps a category to its own overrides."""
-
-    accept: int = 2 * 3600
-    resolve: int = 7 * 86400
-    rate: int = 3 * 86400
-    urgent_accept: int = 30 * 60
-    urgent_resolve: int = 2 * 3600
-    category: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
 class ReportSettings:
     weights: Weights = field(default_factory=Weights)  # 响应率, 解决率, 满意率 in the composite score
 
@@ -116,7 +105,7 @@ class Settings:
     storage: StorageSettings = field(default_factory=StorageSettings)
     org: OrgSettings = field(default_factory=OrgSettings)
     nlp: NlpSettings = field(default_factory=NlpSettings)
-    sla: SlaSettings = field(default_factory=SlaSettings)
+    sla: Limits = field(default_factory=Limits)  # the time limits, as the workflow reads them
     report: ReportSettings = field(default_factory=ReportSettings)
     demo: bool = False
 
@@ -128,7 +117,7 @@ _SECTIONS: dict[str, type] = {
     "storage": StorageSettings,
     "org": OrgSettings,
     "nlp": NlpSettings,
-    "sla": SlaSettings,
+    "sla": Limits,
     "report": ReportSettings,
 }
 _DURATION_KEYS = frozenset({"accept", "resolve", "rate", "urgent_accept", "urgent_resolve"})

@@ -38,14 +38,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from handlers import texts
 from handlers.context import Services
-from handlers.directory import Directory
+from handlers.directory import Directory, StaffInfo
 from handlers.notices import address_of
 from handlers.views import short
 from handlers.workflow import Limits, apply
 from storage import deadlines
 from storage.deadlines import LimitRule
-from storage.models import Person, WorkOrder
-from storage.orders import people_in
+from storage.models import WorkOrder
 from storage.outbox import enqueue
 from storage.state import StateStore
 
@@ -116,33 +115,22 @@ class Notice:
 @dataclass(frozen=True)
 class Level:
     name: str  # how the event names it: a person, or a unit with its people
-    people: tuple[Person, ...]
+    people: tuple[StaffInfo, ...]
 
 
 class Recipients:
-    """Who is reminded or told at each step, looked up once per pass."""
+    """Who is reminded or told at each step, from the org snapshot."""
 
-    def __init__(self, session: AsyncSession, directory: Directory) -> None:
-        self.session = session
+    def __init__(self, directory: Directory) -> None:
         self.directory = directory
-        self._people: dict[str, Person | None] = {}
-        self._admins: dict[tuple[str | None, str], list[Person]] = {}
 
-    async def person(self, openid: str | None) -> Person | None:
-        if not openid:
-            return None
-        if openid not in self._people:
-            found = await self.session.get(Person, openid)
-            self._people[openid] = found if found is not None and found.active else None
-        return self._people[openid]
+    def person(self, openid: str | None) -> StaffInfo | None:
+        return self.directory.person(openid)
 
-    async def admins(self, unit_id: str | None, role: str) -> list[Person]:
-        key = (unit_id, role)
-        if key not in self._admins:
-            self._admins[key] = await people_in(self.session, unit_id, (role,))
-        return self._admins[key]
+    def admins(self, unit_id: str | None, role: str) -> list[StaffInfo]:
+        return self.directory.people_in(unit_id, (role,))
 
-    async def chain(self, order: WorkOrder, assignee: Person | None) -> list[Level]:
+    def chain(self, order: WorkOrder, assignee: StaffInfo | None) -> list[Level]:
         """The assignee, then each admin level above them that has anyone, nearest first."""
         levels: list[Level] = []
         first = 1
@@ -153,7 +141,7 @@ class Recipients:
             if index < first:
                 continue
             unit = self.directory.ancestor(order.unit_id, level)
-            people = await self.admins(unit, role)
+            people = self.admins(unit, role)
             if people:
                 names = "、".join(p.name for p in people)
                 levels.append(Level(f"{self.directory.unit_name(unit)}（{names}）", tuple(people)))
@@ -240,7 +228,7 @@ class TimerService:
         fired, full, queued = 0, False, 0
         notices: list[Notice] = []
         async with self.sessions() as session, session.begin():
-            recipients = Recipients(session, self.services.directory)
+            recipients = Recipients(self.services.directory)
             for phase in PHASES:
                 orders = await deadlines.due_orders(
                     session,
@@ -297,8 +285,8 @@ class TimerService:
             session.add(event)
             return 1
 
-        assignee = await recipients.person(order.assignee_openid)
-        chain = await recipients.chain(order, assignee)
+        assignee = recipients.person(order.assignee_openid)
+        chain = recipients.chain(order, assignee)
         level = chain[min(max(step - 2, 0), len(chain) - 1)] if chain else None
         verb = "办结" if phase.kind == "resolve" else "接单" if assignee is not None else "派单"
         status = texts.timer_status(verb, (due - now).total_seconds())
@@ -356,7 +344,7 @@ class TimerService:
                 key = f"timers:{digest}:{openid}"
             if len(key) > SEND_KEY_MAX:
                 key = "timer:" + hashlib.sha256(key.encode()).hexdigest()
-            channel, recipient = await address_of(session, openid, wecom=self.services.wecom)
+            channel, recipient = address_of(self.services, openid)
             queued += await enqueue(
                 session,
                 send_key=key,

@@ -85,7 +85,41 @@ def _raise_for(errcode: int, errmsg: str) -> None:
     raise SendRejected(errcode, errmsg)
 
 
-class WeChatAPI:
+class TencentTransport:
+    """JSON over HTTPS to a WeChat or WeCom API, with every failure mapped to our error classes."""
+
+    http: aiohttp.ClientSession
+    api_base: str
+    timeout: aiohttp.ClientTimeout
+
+    async def _post(self, path: str, token: str, body: dict[str, Any]) -> dict[str, Any]:
+        data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+        headers = {"Content-Type": "application/json; charset=utf-8"}
+        return await self._request("POST", path, params={"access_token": token}, data=data, headers=headers)
+
+    async def _request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        # `from None` everywhere: aiohttp's exceptions may carry the URL, and with it the token or secret.
+        try:
+            async with self.http.request(
+                method, self.api_base + path, timeout=self.timeout, **kwargs
+            ) as response:
+                if response.status >= 500 or response.status == 429:
+                    raise Retryable(None, f"HTTP {response.status}") from None
+                if response.status != 200:
+                    raise SendRejected(None, f"HTTP {response.status}") from None
+                raw = await response.read()
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise Retryable(None, f"{type(exc).__name__} calling {path}") from None
+        try:
+            answer = json.loads(raw)
+        except ValueError:
+            raise Retryable(None, f"unreadable answer from {path}") from None
+        if not isinstance(answer, dict):
+            raise Retryable(None, f"unexpected answer from {path}")
+        return answer
+
+
+class WeChatAPI(TencentTransport):
     """Customer-service and template messages for one official account."""
 
     def __init__(
@@ -187,32 +221,6 @@ class WeChatAPI:
         self.token_expires_at = self.clock() + ttl
         log.info("wechat access token fetched for %s, cached for %d s", self.app_id, ttl)
         return token
-
-    async def _post(self, path: str, token: str, body: dict[str, Any]) -> dict[str, Any]:
-        data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
-        headers = {"Content-Type": "application/json; charset=utf-8"}
-        return await self._request("POST", path, params={"access_token": token}, data=data, headers=headers)
-
-    async def _request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
-        # `from None` everywhere: aiohttp's exceptions may carry the URL, and with it the token or secret.
-        try:
-            async with self.http.request(
-                method, self.api_base + path, timeout=self.timeout, **kwargs
-            ) as response:
-                if response.status >= 500 or response.status == 429:
-                    raise Retryable(None, f"HTTP {response.status}") from None
-                if response.status != 200:
-                    raise SendRejected(None, f"HTTP {response.status}") from None
-                raw = await response.read()
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise Retryable(None, f"{type(exc).__name__} calling {path}") from None
-        try:
-            answer = json.loads(raw)
-        except ValueError:
-            raise Retryable(None, f"unreadable answer from {path}") from None
-        if not isinstance(answer, dict):
-            raise Retryable(None, f"unexpected answer from {path}")
-        return answer
 
 
 def _errcode(answer: dict[str, Any]) -> int:

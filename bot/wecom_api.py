@@ -16,7 +16,6 @@ or an exception message.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 import uuid
@@ -32,6 +31,7 @@ from bot.wechat_api import (
     TOKEN_WAIT_STEP,
     Retryable,
     SendRejected,
+    TencentTransport,
     TokenError,
     _errcode,
     _raise_for,
@@ -58,7 +58,7 @@ def cap_text(text: str, limit: int = MAX_TEXT_BYTES) -> str:
     return encoded[: limit - len("…".encode())].decode("utf-8", errors="ignore") + "…"
 
 
-class WeComAPI:
+class WeComAPI(TencentTransport):
     """App messages for one WeCom self-built app (corp id + agent id)."""
 
     def __init__(
@@ -170,32 +170,6 @@ class WeComAPI:
         self.token_expires_at = self.clock() + ttl
         log.info("wecom access token fetched for %s/%s, cached for %d s", self.corp_id, self.agent_id, ttl)
         return token
-
-    async def _post(self, path: str, token: str, body: dict[str, Any]) -> dict[str, Any]:
-        data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
-        headers = {"Content-Type": "application/json; charset=utf-8"}
-        return await self._request("POST", path, params={"access_token": token}, data=data, headers=headers)
-
-    async def _request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
-        # `from None` everywhere: aiohttp's exceptions may carry the URL, and with it the token or secret.
-        try:
-            async with self.http.request(
-                method, self.api_base + path, timeout=self.timeout, **kwargs
-            ) as response:
-                if response.status >= 500 or response.status == 429:
-                    raise Retryable(None, f"HTTP {response.status}") from None
-                if response.status != 200:
-                    raise SendRejected(None, f"HTTP {response.status}") from None
-                raw = await response.read()
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise Retryable(None, f"{type(exc).__name__} calling {path}") from None
-        try:
-            answer = json.loads(raw)
-        except ValueError:
-            raise Retryable(None, f"unreadable answer from {path}") from None
-        if not isinstance(answer, dict):
-            raise Retryable(None, f"unexpected answer from {path}")
-        return answer
 
 
 class WeComSender:

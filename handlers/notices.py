@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from handlers.context import Context
-from storage.models import Person, WorkOrder
+from handlers.context import Context, Services
+from storage.models import WorkOrder
 from storage.orders import followers_of
 from storage.outbox import enqueue
 
 
-async def address_of(session: AsyncSession, openid: str, *, wecom: bool) -> tuple[str, str]:
+def address_of(services: Services, openid: str) -> tuple[str, str]:
     """Where to reach a person: the WeCom app for staff who have a WeCom id (when it is set up), else
     the official account."""
-    if wecom:
-        person = await session.get(Person, openid)
-        if person is not None and person.active and person.wecom_userid:
-            return "wecom", person.wecom_userid
+    staff = services.directory.person(openid)
+    if services.wecom and staff is not None and staff.wecom_userid:
+        return "wecom", staff.wecom_userid
     return "wechat", openid
 
 
@@ -28,10 +25,7 @@ async def notify(ctx: Context, openid: str | None, text: str, *, order_id: int |
     """
     if not openid or openid == ctx.speaker.openid:
         return
-    channel, recipient = "wechat", openid
-    staff = ctx.services.directory.person(openid)
-    if ctx.services.wecom and staff is not None and staff.wecom_userid:
-        channel, recipient = "wecom", staff.wecom_userid
+    channel, recipient = address_of(ctx.services, openid)
     key = f"{ctx.msg.channel}:{ctx.inbound_id}:{reason}:{order_id}:{openid}"
     queued = await enqueue(
         ctx.session,

@@ -10,7 +10,7 @@ from handlers.notices import notify
 from handlers.views import order_card, order_line, short
 from handlers.workflow import OPEN_STATES, RATINGS, STATE_NAMES, IllegalTransition, apply
 from storage.models import WorkOrder
-from storage.orders import events_of, get_order, orders_of_resident
+from storage.orders import events_of, follows, get_order, orders_of_resident
 from storage.repo import bind_resident, touch_resident
 
 _RATING_WORDS = {"1": "满意", "2": "基本满意", "3": "不满意", **{r: r for r in RATINGS}}
@@ -25,7 +25,7 @@ async def query(ctx: Context) -> str:
     if ctx.command.number is None:
         return await my_orders(ctx)
     order = await get_order(ctx.session, ctx.command.number)
-    if order is None or not owns(ctx, order):
+    if order is None or not (owns(ctx, order) or await follows(ctx.session, order.id, ctx.speaker.openid)):
         return texts.NOT_YOUR_ORDER.format(n=ctx.command.number)
     return await card(ctx, order)
 

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import InboundMessage, OrderFollower, Person, WorkOrder, WorkOrderEvent
+from storage.models import InboundMessage, OrderFollower, WorkOrder, WorkOrderEvent
 
 OPEN = ("new", "assigned", "accepted", "reopened")
 
@@ -80,22 +80,9 @@ async def link_inbound(session: AsyncSession, inbound_ids: list[int], order_id: 
         )
 
 
-async def people_in(session: AsyncSession, unit_id: str | None, roles: tuple[str, ...]) -> list[Person]:
-    """Active people of a unit with one of these roles, in the order of `roles`, then by openid."""
-    if not unit_id:
-        return []
-    stmt = select(Person).where(Person.unit_id == unit_id, Person.role.in_(roles), Person.active.is_(True))
-    people = list((await session.scalars(stmt)).all())
-    return sorted(people, key=lambda p: (roles.index(p.role), p.openid))
-
-
 async def events_of(session: AsyncSession, order_id: int) -> list[WorkOrderEvent]:
     stmt = select(WorkOrderEvent).where(WorkOrderEvent.order_id == order_id).order_by(WorkOrderEvent.id)
     return list((await session.scalars(stmt)).all())
-
-
-async def person(session: AsyncSession, openid: str | None) -> Person | None:
-    return await session.get(Person, openid) if openid else None
 
 
 async def orders_in(

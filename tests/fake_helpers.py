@@ -56,7 +56,7 @@ def make_api(http: aiohttp.ClientSession, wx: FakeServer, state: StateStore, **o
     return WeChatAPI(http, api_base=wx.api_base, app_id=APP_ID, app_secret=APP_SECRET, state=state, **options)
 
 
-async def eventually(condition: Callable[[], bool], within: float = 5.0) -> None:
+async def eventually(condition: Callable[[], bool], within: float = 10.0) -> None:
     """Wait (in millisecond steps) until `condition()` holds; fail after `within` seconds."""
     async with asyncio.timeout(within):
         while not condition():  # noqa: ASYNC110 - polls another task's side effect, no event to await

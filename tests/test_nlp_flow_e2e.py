@@ -134,6 +134,7 @@ class TestDuplicates:
             inbox(fake_api, B)[1].startswith("您关注的工单 #1 已办结") and "满意" not in inbox(fake_api, B)[1]
         )
         assert "#1" in ((await wechat.say(B, "查询")).content or "")
+        assert "设施维修" in ((await wechat.say(B, "查询 1")).content or "")
 
     async def test_an_unrelated_problem_in_the_same_place_is_a_new_order(
         self, start: Start, engine: AsyncEngine
