@@ -68,6 +68,8 @@ EXAMPLES = {
     "状态": "状态 12",
     "督办": "督办 12",
 }
+# Commands that take nothing after the order number (or nothing at all): extra words get a hint.
+NO_TEXT = frozenset({"接单", "领单", "撤销", "催办", "状态", "督办", "待办", "逾期"})
 PERIODS = {"今日": "今日", "今天": "今日", "本周": "本周", "这周": "本周", "本月": "本月", "这个月": "本月"}
 MAX_EXTENSION_DAYS = 30
 
@@ -126,6 +128,15 @@ def parse(text: str) -> Command | None:
         return Command(word, error=f"请写上工单号，例如：{EXAMPLES[word]}")
     if word in NEEDS_TEXT and not rest:
         return Command(word, number, error=f"请写上{NEEDS_TEXT[word]}，例如：{EXAMPLES[word]}")
+    if word in NO_TEXT and rest:
+        example = EXAMPLES.get(word, word)
+        return Command(
+            word,
+            number,
+            error=f"“{word}”后面只需写工单号，例如：{example}"
+            if word in NEEDS_NUMBER
+            else f"“{word}”后面不用写别的，直接回复“{word}”即可",
+        )
     if word == "延期":
         return _extension(number, rest)
     if word == "统计" and rest and rest not in PERIODS:

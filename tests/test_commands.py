@@ -58,6 +58,9 @@ def test_a_missing_number_gets_the_example(word: str) -> None:
         ("延期 3 99 太久", "请写上延期天数（1–30）和原因"),
         ("延期 3 2", "请写上延期原因"),
         ("统计 明年", "请写：统计、统计 今日"),
+        ("接单 12 13", "“接单”后面只需写工单号，例如：接单 12"),
+        ("接单 12 马上去", "“接单”后面只需写工单号"),
+        ("待办 全部", "“待办”后面不用写别的"),
     ],
 )
 def test_bad_arguments_get_a_specific_hint(text: str, hint: str) -> None:
