@@ -16,15 +16,14 @@ from handlers import texts
 from handlers.context import Context
 from handlers.dispatch import announce, choose
 from handlers.duplicates import find_duplicate, follow
-from handlers.resident import BIND_PENDING, bind_grid, bind_to, my_orders, rate, rating_of
+from handlers.questions import WAIT, Ask
+from handlers.resident import bind_grid, bind_to, my_orders, rate, rating_of
 from handlers.workflow import describe_duration, next_state
 from nlp.classifier import Classification
 from storage.models import WorkOrder, WorkOrderEvent
-from storage.orders import attach_loose_images, link_inbound, recent_open_order
+from storage.orders import attach_loose_images, recent_open_order
 from storage.repo import ResidentInfo, touch_resident
 
-PENDING_TTL = 3600.0  # how long the bot waits for the answer to "where is it?" or "which kind?"
-CLARIFY_PENDING = "category"
 CLARIFY_BELOW = 0.5  # classifier confidence under which the resident is asked to pick the category
 PHOTO_WINDOW = timedelta(minutes=10)
 _GREETINGS = re.compile(
@@ -69,13 +68,13 @@ async def report(ctx: Context) -> str:
     if pending.get("ask") and text in _CANCEL:
         await ctx.state.clear_pending(ctx.pending_key)
         return texts.REPORT_CANCELLED
-    if pending.get("ask") == "place":
+    if pending.get("ask") == Ask.PLACE:
         return await _answer_place(ctx, pending, text)
-    if pending.get("ask") == CLARIFY_PENDING:
+    if pending.get("ask") == Ask.CATEGORY:
         return await _answer_category(ctx, pending, text)
-    if pending.get("ask") == "rate" and (rating := rating_of(text)):
+    if pending.get("ask") == Ask.RATE and (rating := rating_of(text)):
         return await rate(ctx, int(pending["order"]), rating)
-    if pending.get("ask") == BIND_PENDING:
+    if pending.get("ask") == Ask.BIND:
         return await bind_to(ctx, text)
     if _GREETINGS.match(text):
         return texts.GREETING
@@ -83,7 +82,7 @@ async def report(ctx: Context) -> str:
         return await my_orders(ctx)
     where = _find_place(ctx, text) or _from_location(ctx, pending) or _bound_place(ctx, resident)
     if where is None:
-        await ctx.state.set_pending(ctx.pending_key, {"ask": "place", "text": text}, PENDING_TTL)
+        await ctx.state.set_pending(ctx.pending_key, {"ask": Ask.PLACE, "text": text}, WAIT)
         return texts.ASK_PLACE
     if pending.get("location"):
         await ctx.state.clear_pending(ctx.pending_key)
@@ -100,14 +99,14 @@ async def location(ctx: Context) -> str:
     grid = ctx.services.directory.grid_near(lat, lng)
     if grid is None:
         return texts.PLACE_NOT_FOUND
-    if pending.get("ask") == "place":
+    if pending.get("ask") == Ask.PLACE:
         await ctx.state.clear_pending(ctx.pending_key)
         label = ctx.msg.label or ctx.services.directory.unit_name(grid)
         return await open_order(ctx, str(pending["text"]), Where(None, grid, label, location=(lat, lng)))
-    if pending.get("ask") == BIND_PENDING:
+    if pending.get("ask") == Ask.BIND:
         return await bind_grid(ctx, grid, ctx.msg.label or "")
     remembered = {"location": [lat, lng], "grid": grid, "label": ctx.msg.label or ""}
-    await ctx.state.set_pending(ctx.pending_key, remembered, PENDING_TTL)
+    await ctx.state.set_pending(ctx.pending_key, remembered, WAIT)
     return texts.LOCATION_RECEIVED
 
 
@@ -118,7 +117,7 @@ async def photo(ctx: Context) -> str:
     if order is None:
         return texts.IMAGE_RECEIVED
     order.media = [*order.media, _media(ctx.msg.media_id, ctx.msg.pic_url)]
-    await link_inbound(ctx.session, [ctx.inbound_id], order.id)
+    ctx.order_id = order.id
     return texts.PHOTO_ADDED.format(n=order.id)
 
 
@@ -193,8 +192,8 @@ async def open_order(ctx: Context, text: str, where: Where, *, category: str | N
     if category is None and result.label != fallback and result.confidence < CLARIFY_BELOW:
         likeliest = [label for label, _ in result.candidates if label != fallback][:3]
         choices = [*likeliest, fallback or "其他"]
-        question = {"ask": CLARIFY_PENDING, "text": text, "where": where.to_dict(), "choices": choices}
-        await ctx.state.set_pending(ctx.pending_key, question, PENDING_TTL)
+        question = {"ask": Ask.CATEGORY, "text": text, "where": where.to_dict(), "choices": choices}
+        await ctx.state.set_pending(ctx.pending_key, question, WAIT)
         return _clarify_text(choices)
     label = category or result.label
     duplicate = await find_duplicate(ctx, text, label, where.grid, where.place_id, where.detail)

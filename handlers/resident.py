@@ -7,6 +7,7 @@ from handlers.access import owns
 from handlers.context import Context
 from handlers.directory import Directory
 from handlers.notices import notify
+from handlers.questions import WAIT, Ask
 from handlers.views import order_card, order_line, short
 from handlers.workflow import OPEN_STATES, RATINGS, STATE_NAMES, IllegalTransition, apply
 from storage.models import WorkOrder
@@ -128,14 +129,11 @@ async def urge(ctx: Context) -> str:
     return texts.URGED.format(n=order.id)
 
 
-BIND_PENDING = "bind"
-
-
 async def bind(ctx: Context) -> str:
     """绑定 地址: remember where the resident lives; without an address, ask for it (or a location)."""
     assert ctx.command is not None
     if not ctx.command.rest:
-        await ctx.state.set_pending(ctx.pending_key, {"ask": BIND_PENDING}, 3600.0)
+        await ctx.state.set_pending(ctx.pending_key, {"ask": Ask.BIND}, WAIT)
         return texts.BIND_ASK
     return await bind_to(ctx, ctx.command.rest)
 

@@ -10,13 +10,13 @@ from handlers import texts
 from handlers.access import may_oversee, may_work_on
 from handlers.context import Context
 from handlers.notices import notify, notify_residents
+from handlers.questions import Ask
 from handlers.targets import Target, find_target
 from handlers.views import local_time, order_line, place_label
 from handlers.workflow import IllegalTransition, apply, next_state
 from storage.models import WorkOrder
 from storage.orders import get_order, open_orders_for
 
-RATE_PENDING = "rate"
 EXTENSION_WITHOUT_CONSENT = 3  # days a grid may extend on its own; more needs the community admin
 
 
@@ -114,7 +114,7 @@ async def resolve(ctx: Context) -> str:
         reason="resolve",
         follower_text=texts.order_resolved_follower(order.id, result),
     )
-    question = {"ask": RATE_PENDING, "order": order.id}
+    question = {"ask": Ask.RATE, "order": order.id}
     ttl = float(limits.seconds("rate", order.category, order.urgent))
     await ctx.state.set_pending(f"wechat:{order.resident_openid}", question, ttl)
     return texts.staff_done(order.id, "已办结", "已请居民评价，评价后会通知您。")

@@ -73,13 +73,6 @@ async def attach_loose_images(
     return [row.payload for row in sorted(rows, key=lambda row: row.id)]
 
 
-async def link_inbound(session: AsyncSession, inbound_ids: list[int], order_id: int) -> None:
-    if inbound_ids:
-        await session.execute(
-            update(InboundMessage).where(InboundMessage.id.in_(inbound_ids)).values(order_id=order_id)
-        )
-
-
 async def events_of(session: AsyncSession, order_id: int) -> list[WorkOrderEvent]:
     stmt = select(WorkOrderEvent).where(WorkOrderEvent.order_id == order_id).order_by(WorkOrderEvent.id)
     return list((await session.scalars(stmt)).all())
