@@ -60,34 +60,37 @@ from aiohttp import web
 from sqlalchemy import func, select
 from yarl import URL
 
-from bot.app import DEMO_APP_ID, create_app
+from bot.app import create_app
 from bot.config import DEMO_ORG, Settings, StorageSettings, demo_settings
 from bot.dispatcher import RateLimit
+from bot.fake_wechat import create_fake_wechat_app
 from storage.db import create_engine
 from storage.models import InboundMessage, OutboxMessage, WorkOrder
 from storage.state import RedisState, StateStore
 from tests.wechat_sim import WeChatPlatform, text_xml
 
 AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
-APP_ID = DEMO_APP_ID  # demo settings run as the demo app (its fake send API checks this id)
+APP_ID = "wxbench000000000"
+APP_SECRET = "bench-app-secret"
 ACCOUNT = "gh_gridbot"
 MIN_SENDERS = 300
 REQUEST_TIMEOUT = 10.0  # WeChat itself gives up after 5 s
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 30.0
 SCRIPT = Path(__file__).resolve()
-# Ordinary (not urgent) reports that each name a place of the demo org, so each opens one work order.
+# Ordinary (not urgent) reports that each name a place of the demo org and a building of their own, so
+# each opens one work order (the same problem in the same building would join the open order instead).
 COMPLAINTS = (
-    "筱塘新村3号楼楼道灯坏了好几天",
-    "东圳新苑东门垃圾桶满了没人清运",
-    "荔园新村5栋电梯又坏了，老人上不去",
-    "万辉国际城楼上每天半夜打麻将太吵",
-    "有车停在凤凰山庄消防通道上",
-    "建设新村家里停水了也没通知",
-    "龙桥花园门口路面塌了个坑",
-    "海峡明珠地下车库漏水",
-    "木兰花园邻居在楼顶加盖了一层",
-    "荔园菜市场门口占道经营",
+    "筱塘新村{b}号楼楼道灯坏了好几天",
+    "东圳新苑{b}栋东门垃圾桶满了没人清运",
+    "荔园新村{b}栋电梯又坏了，老人上不去",
+    "万辉国际城{b}栋楼上每天半夜打麻将太吵",
+    "有车停在凤凰山庄{b}栋消防通道上",
+    "建设新村{b}号楼家里停水了也没通知",
+    "龙桥花园{b}号楼门口路面塌了个坑",
+    "海峡明珠{b}栋地下车库漏水",
+    "木兰花园{b}号楼邻居在楼顶加盖了一层",
+    "荔园菜市场{b}号门口占道经营",
 )
 ACCEPTED = re.compile(r"已受理，工单号 #(\d+)（")
 
@@ -105,15 +108,18 @@ class ServerSpec:
     profile: str = ""  # profile the measured phase into this path (without extension)
     profiler: str = "cprofile"  # cprofile | pyinstrument
     log_level: str = "ERROR"  # the app's log output; WARNING shows e.g. outbox retries at shutdown
+    api_base: str = ""  # the fake WeChat API in the bench process (not the demo's in-app one)
 
 
 def app_settings(spec: ServerSpec) -> Settings:
+    """Production-like: not the demo, so notices go to the fake WeChat API the bench process serves."""
     base = demo_settings()
-    wechat = base.wechat
+    wechat = replace(base.wechat, app_id=APP_ID, app_secret=APP_SECRET, api_base=spec.api_base)
     if spec.mode == "safe":
-        wechat = replace(wechat, encoding_aes_key=AES_KEY, app_id=APP_ID)
+        wechat = replace(wechat, encoding_aes_key=AES_KEY)
     return replace(
         base,
+        demo=False,
         wechat=wechat,
         storage=StorageSettings(database_url=spec.database_url),
         org=replace(base.org, file=str(DEMO_ORG)),
@@ -287,7 +293,7 @@ def sender_count(messages: int) -> int:
     return max(MIN_SENDERS, math.ceil(messages / per_sender))
 
 
-def build_pushes(wechat: WeChatPlatform, base: str, messages: int, tag: str) -> list[Push]:
+def build_pushes(wechat: WeChatPlatform, base: str, messages: int, tag: str, first: int = 0) -> list[Push]:
     """Signed (and in safe mode encrypted) pushes, prepared before timing so the client stays light."""
     senders = sender_count(messages)
     per_sender = math.ceil(messages / senders)
@@ -296,7 +302,9 @@ def build_pushes(wechat: WeChatPlatform, base: str, messages: int, tag: str) -> 
     pushes = []
     for i in range(messages):
         sender = f"oBench{tag}{i % senders:05d}"
-        xml = text_xml(sender, f"{COMPLAINTS[i % len(COMPLAINTS)]}（{tag}{i}）", account=ACCOUNT)
+        xml = text_xml(
+            sender, f"{COMPLAINTS[i % len(COMPLAINTS)].format(b=first + i + 1)}（{tag}{i}）", account=ACCOUNT
+        )
         query, body = wechat.signed(xml)
         url = URL(f"{base}/wechat?{urlencode(query)}", encoded=True)
         pushes.append(Push(sender, url, body.encode(), query))
@@ -433,6 +441,12 @@ async def background_load(seconds: float = 1.0) -> float | None:
 
 async def run_once(spec: ServerSpec, args: argparse.Namespace) -> Result:
     idle_busy = await background_load()
+    fake = web.AppRunner(create_fake_wechat_app(app_id=APP_ID, app_secret=APP_SECRET), access_log=None)
+    await fake.setup()
+    fake_site = web.TCPSite(fake, "127.0.0.1", 0)
+    await fake_site.start()
+    fake_port = fake_site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    spec = replace(spec, api_base=f"http://127.0.0.1:{fake_port}")
     server = Server(spec, in_process=args.in_process)
     await server.start()
     try:
@@ -447,13 +461,14 @@ async def run_once(spec: ServerSpec, args: argparse.Namespace) -> Result:
             warm_errors = sum(
                 check(wechat, p, o) is not None for p, o in zip(warm, warm_outcomes, strict=True)
             )
-            pushes = build_pushes(wechat, base, args.messages, "M")
+            pushes = build_pushes(wechat, base, args.messages, "M", first=args.warmup)
             await server.start_profile()
             cpu_before, host_before = process_cpu_seconds(server.pid), host_cpu_ticks()
             outcomes, wall = await fire(session, pushes, args.concurrency)
             cpu_after, host_after = process_cpu_seconds(server.pid), host_cpu_ticks()
     finally:
         await server.stop()
+        await fake.cleanup()
 
     problems = [check(wechat, p, o) for p, o in zip(pushes, outcomes, strict=True)]
     errors = [p for p in problems if p is not None]
@@ -586,8 +601,8 @@ def header(args: argparse.Namespace) -> str:
         f"client tasks on keep-alive connections, {sender_count(args.messages)} senders "
         f"(≤{math.ceil(args.messages / sender_count(args.messages))} msgs each, limit {RateLimit().limit}/min)\n"
         f"  each push is a resident's report naming a demo-org place: the full intake (classify, place, grid,\n"
-        f"  work order, staff notice queued; the demo outbox worker runs and sends to the app's own fake\n"
-        f"  WeChat API, load a production worker would not carry)\n"
+        f"  work order, staff notice queued; the app's outbox worker sends the notices to a fake\n"
+        f"  WeChat API served by this bench process, as it would to WeChat in production)\n"
         f"  pushes signed/encrypted before timing; replies verified after timing; latency = request sent → "
         f"body read\n"
         f"  python {platform.python_version()}, aiohttp {aiohttp.__version__}, {os.cpu_count()} cores, "
