@@ -16,8 +16,8 @@ from handlers.context import Context
 from handlers.workflow import OPEN_STATES, apply
 from nlp.normalize import normalize
 from storage.db import insert_ignoring_conflicts
-from storage.models import OrderFollower, WorkOrder
-from storage.orders import recent_orders_like
+from storage.models import OrderFollower
+from storage.orders import get_order, recent_orders_like
 
 WINDOW = timedelta(hours=48)
 TELLING_WEIGHT = 2.0  # a keyword this strong for the category names the thing itself
@@ -41,7 +41,7 @@ def similarity(a: str, b: str, names: list[str]) -> float:
 
 async def find_duplicate(
     ctx: Context, text: str, category: str, grid: str, place_id: int | None, detail: str
-) -> WorkOrder | None:
+) -> int | None:
     candidates = await recent_orders_like(ctx.session, grid, category, ctx.now - WINDOW, tuple(OPEN_STATES))
     names = ctx.services.directory.names()
     strong = _strong_words(ctx, category, text)
@@ -54,7 +54,7 @@ async def find_duplicate(
             strong & _strong_words(ctx, category, order.text)
             or similarity(text, order.text, names) >= SIMILAR
         ):
-            return order
+            return order.id
     return None
 
 
@@ -65,13 +65,15 @@ def _strong_words(ctx: Context, category: str, text: str) -> set[str]:
     return {word for word, weight in weights.items() if weight >= TELLING_WEIGHT and word in plain}
 
 
-async def follow(ctx: Context, order: WorkOrder, text: str) -> str:
+async def follow(ctx: Context, order_id: int, text: str) -> str:
     """Link this resident to the open order; they will be told of its progress with the others."""
+    order = await get_order(ctx.session, order_id)
+    assert order is not None  # found a moment ago in this transaction
     ctx.order_id = order.id
     if order.resident_openid == ctx.speaker.openid:
         return texts.ALREADY_REPORTED.format(n=order.id)
     values = {"order_id": order.id, "openid": ctx.speaker.openid, "text": text, "created_at": ctx.now}
-    added = await ctx.session.execute(insert_ignoring_conflicts(ctx.session, OrderFollower, values))
+    added = await ctx.session.execute(insert_ignoring_conflicts(ctx.session, OrderFollower), values)
     if added.rowcount:  # type: ignore[attr-defined]
         ctx.session.add(apply(order, "follow", actor=ctx.speaker.openid, text=text, at=ctx.now))
     return texts.DUPLICATE_LINKED.format(n=order.id, category=order.category)

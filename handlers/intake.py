@@ -20,8 +20,8 @@ from handlers.questions import WAIT, Ask
 from handlers.resident import bind_grid, bind_to, my_orders, rate, rating_of
 from handlers.workflow import describe_duration, next_state
 from nlp.classifier import Classification
-from storage.models import WorkOrder, WorkOrderEvent
-from storage.orders import attach_loose_images, recent_open_order
+from storage.models import WorkOrder
+from storage.orders import attach_loose_images, insert_order, recent_open_order, set_media
 from storage.repo import ResidentInfo, touch_resident
 
 CLARIFY_BELOW = 0.5  # classifier confidence under which the resident is asked to pick the category
@@ -222,31 +222,32 @@ async def open_order(ctx: Context, text: str, where: Where, *, category: str | N
     )
     limits = ctx.services.limits
     order.accept_due = limits.accept_due(order, ctx.now)
-    events = [WorkOrderEvent(kind="create", actor=ctx.speaker.openid, text=text, to_state="new", at=ctx.now)]
+    events = [
+        {"kind": "create", "actor": ctx.speaker.openid, "text": text, "from_state": None, "to_state": "new"}
+    ]
     if assignment.assignee is not None:
         # The opening steps are decided before the row is written, so it is written once.
         order.state = next_state("new", "assign")
         events.append(
-            WorkOrderEvent(
-                kind="assign",
-                actor="system",
-                text=assignment.summary,
-                from_state="new",
-                to_state=order.state,
-                at=ctx.now,
-            )
+            {
+                "kind": "assign",
+                "actor": "system",
+                "text": assignment.summary,
+                "from_state": "new",
+                "to_state": order.state,
+            }
         )
-    ctx.session.add(order)
-    await ctx.session.flush()
-    for event in events:
-        event.order_id = order.id
-    ctx.session.add_all(events)
+    # Written with plain statements (this runs for every report); `order` stays a detached value.
+    columns = {
+        column.key: getattr(order, column.key) for column in WorkOrder.__table__.columns if column.key != "id"
+    }
+    order.id = await insert_order(ctx.session, columns, [{**event, "at": ctx.now} for event in events])
     ctx.order_id = order.id
     photos = await attach_loose_images(
         ctx.session, ctx.msg.channel, ctx.speaker.openid, ctx.now - PHOTO_WINDOW, order.id
     )
     if photos:
-        order.media = [_media(p.get("media_id"), p.get("pic_url")) for p in photos]
+        await set_media(ctx.session, order.id, [_media(p.get("media_id"), p.get("pic_url")) for p in photos])
     await announce(ctx, order, assignment, where.label)
     within = describe_duration(limits.seconds("accept", order.category, order.urgent))
     reply = texts.accepted_reply(order.id, order.category, assignment.handler_name, within, order.urgent)

@@ -2,7 +2,13 @@
 
 A message is normalised, segmented (private jieba tokenizer), and every keyword of the rules found in
 it adds its weight to its label's score (each distinct keyword once). Urgent cues add the ``[urgent]``
-boost to the urgent label. The best label wins if it reaches ``min_score``; otherwise the message gets
+boost to the urgent label. A keyword that is itself an urgent cue does not vote when the message
+negates it (``没有着火`` is not a fire report: see ``[urgent] negations``); hypotheticals
+(``担心会着火``) still vote for the label, they only cancel urgency.
+
+With ``[settings] lead_weight = β`` (learned rules use it), a keyword that also occurs in the message's
+*lead* — its title or first sentence, when more text follows — counts (1 + β) times: the writer of a
+long letter puts the subject first. The best label wins if it reaches ``min_score``; otherwise the message gets
 the ``fallback`` label (其他). Confidence is the softmax of score / temperature (the fallback competing
 with half of ``min_score``), so it is low when nothing fits and when two labels are close.
 
@@ -32,6 +38,8 @@ __all__ = [
     "Rule",
     "RulesError",
     "default_rules_path",
+    "keyword_hits",
+    "lead_length",
     "load_rules_dict",
     "validate_rules",
 ]
@@ -39,9 +47,11 @@ __all__ = [
 RESPONDERS = ("grid", "department", "community")
 _DURATION = re.compile(r"^\d+[smhd]$")
 _LABEL_KEYS = {"responder", "accept", "resolve", "bias", "keywords"}
-_SETTINGS_KEYS = {"fallback", "min_score", "temperature"}
-_URGENT_KEYS = {"label", "boost", "keywords", "negations", "negation_fillers", "ignore"}
+_SETTINGS_KEYS = {"fallback", "min_score", "temperature", "lead_weight"}
+_URGENT_KEYS = {"label", "boost", "keywords", "negations", "hypotheticals", "negation_fillers", "ignore"}
 _TOP_KEYS = {"settings", "label", "urgent", "meta"}
+# The lead (title or first sentence) ends at the first space or sentence-ending mark.
+_LEAD_END = re.compile(r"[\s。！？!?；;]")
 
 
 class RulesError(ValueError):
@@ -150,9 +160,11 @@ def validate_rules(data: Mapping[str, Any], where: str = "rules") -> None:
     fallback = settings.get("fallback")
     if fallback is not None and fallback not in labels:
         raise RulesError(f"{where}: [settings] fallback {fallback!r} is not a label")
-    for key in ("min_score", "temperature"):
+    for key in ("min_score", "temperature", "lead_weight"):
         if key in settings and not _number(settings[key]):
             raise RulesError(f"{where}: [settings] {key} must be a number")
+    if settings.get("lead_weight", 0) < 0:
+        raise RulesError(f"{where}: [settings] lead_weight must not be negative")
     if "temperature" in settings and settings["temperature"] <= 0:
         raise RulesError(f"{where}: [settings] temperature must be positive")
     urgent = data.get("urgent", {})
@@ -161,13 +173,56 @@ def validate_rules(data: Mapping[str, Any], where: str = "rules") -> None:
     bad = set(urgent) - _URGENT_KEYS
     if bad:
         raise RulesError(f"{where}: [urgent] unknown key {sorted(bad)[0]!r}")
-    for key in ("keywords", "negations", "negation_fillers", "ignore"):
+    for key in ("keywords", "negations", "hypotheticals", "negation_fillers", "ignore"):
         if key in urgent and not _string_list(urgent[key]):
             raise RulesError(f"{where}: [urgent] {key} must be a list of non-empty strings")
     if "label" in urgent and urgent["label"] not in labels:
         raise RulesError(f"{where}: [urgent] label {urgent['label']!r} is not a label")
     if "boost" in urgent and not _number(urgent["boost"]):
         raise RulesError(f"{where}: [urgent] boost must be a number")
+
+
+def lead_length(text: str) -> int:
+    """Length, in normalised characters, of the lead of raw `text` (its title or first sentence).
+
+    0 when the message is a single sentence: then there is no lead to weigh more.
+    """
+    text = text.strip()
+    end = _LEAD_END.search(text)
+    if end is None or end.start() == 0 or not any(ch.isalnum() for ch in text[end.end() :]):
+        return 0
+    return len(normalize(text[: end.start()]))
+
+
+def keyword_hits(
+    matcher: KeywordMatcher,
+    text: str,
+    *,
+    lead_weight: float = 0.0,
+    urgency: UrgencyDetector | None = None,
+) -> tuple[str, dict[str, float]]:
+    """The normalised `text` and the keywords of `matcher` found in it, each with its multiplier:
+    1, or 1 + `lead_weight` when it also occurs in the lead. Urgent cues that `urgency` finds
+    negated at every occurrence are left out. Classification and training both use this."""
+    norm = normalize(text).lower()
+    found = matcher.find(norm, _segment.segment(norm))
+    if not found:
+        return norm, {}
+    denied: set[str] = set()
+    if urgency is not None:
+        cues = [(kw, start) for kw, start in found if urgency.is_cue(kw)]
+        if cues:
+            denied = urgency.denied(norm, cues)
+    lead = lead_length(text) if lead_weight else 0
+    boosted = 1.0 + lead_weight
+    hits: dict[str, float] = {}
+    for kw, start in found:
+        if kw in denied:
+            continue
+        factor = boosted if start + len(kw) <= lead else 1.0
+        if hits.get(kw, 0.0) < factor:
+            hits[kw] = factor
+    return norm, hits
 
 
 class Classifier:
@@ -194,6 +249,7 @@ class Classifier:
         min_score = settings.get("min_score")
         self._min_score: float | None = float(min_score) if min_score is not None else None
         self._temperature = float(settings.get("temperature", 1.0))
+        self._lead_weight = float(settings.get("lead_weight", 0.0))
         self._bias = [self._rules[name].bias for name in self._labels]
         votes: dict[str, list[tuple[int, float]]] = {}
         self._weights: list[dict[str, float]] = [{} for _ in self._labels]
@@ -256,12 +312,12 @@ class Classifier:
 
     def scores(self, text: str) -> tuple[list[float], dict[int, list[str]], tuple[str, ...]]:
         """Raw per-label scores, the keywords voting for each label, and the urgent cues."""
-        norm = normalize(text).lower()
+        norm, hits = keyword_hits(self._matcher, text, lead_weight=self._lead_weight, urgency=self._urgency)
         scores = list(self._bias)
         voters: dict[int, list[str]] = {}
-        for word in self.matched_keywords(norm):
+        for word, factor in hits.items():
             for idx, weight in self._votes[word]:
-                scores[idx] += weight
+                scores[idx] += weight * factor
                 voters.setdefault(idx, []).append(word)
         cues = self._urgency.detect(norm)
         if cues and self._urgent_label is not None:

@@ -6,12 +6,15 @@ be read, edited and merged with hand-written rules:
 1. every row is normalised and segmented; candidate keywords are its words (≥ 2 characters) and
    pairs of adjacent words (``没人`` + ``管``), kept when they occur in at least `min_df` rows;
 2. each row's features are the candidates the classifier's own matcher finds in it (so training sees
-   exactly what classification will see);
-3. per label, the candidates most associated with it (smoothed log-odds against the other labels)
-   are pre-selected; a multinomial logistic regression (SGD, features scaled by 1/√n per row) learns
-   their weights;
+   exactly what classification will see), each worth 1, or 1 + `lead_weight` when it also occurs in
+   the row's lead (title or first sentence: see `nlp.classifier.lead_length`);
+3. per label, the `preselect` candidates most associated with it (smoothed log-odds against the other
+   labels, × log frequency) are kept; a multinomial logistic regression learns their weights by SGD
+   (each row's feature vector scaled to unit length, decaying step, averaged over epochs);
 4. per label the `top_k` keywords with the largest absolute weight are kept (negative weights argue
    against a label), scaled so the strongest weight is 3.0 — the "decisive" weight of hand rules.
+   No bias is learned: with unit-length rows the winner is the label with the largest plain sum of
+   weights, which is exactly what the classifier computes.
 
 `train(rows, base)` with a base classifier merges: learned keywords are added to the base rules, the
 base's hand-written weights, settings and urgency cues win.
@@ -27,14 +30,16 @@ from pathlib import Path
 from typing import Any
 
 from nlp import segment as _segment
-from nlp.classifier import Classifier, load_rules_dict, validate_rules
+from nlp.classifier import Classifier, keyword_hits, load_rules_dict, validate_rules
 from nlp.evaluate import LabelledRow
 from nlp.matcher import KeywordMatcher
 from nlp.normalize import normalize
+from nlp.urgency import UrgencyDetector
 
 __all__ = ["features", "merge_rules", "train", "write_rules"]
 
 MAX_WEIGHT = 3.0
+LEAD_WEIGHT = 2.0
 
 
 def _is_word(token: str) -> bool:
@@ -75,11 +80,12 @@ def train(
     rows: Iterable[LabelledRow | tuple[str, str]],
     base: Classifier | None = None,
     *,
-    top_k: int = 300,
+    top_k: int = 400,
     min_df: int = 2,
     epochs: int = 10,
     learning_rate: float = 1.0,
-    preselect: int = 400,
+    preselect: int = 800,
+    lead_weight: float = LEAD_WEIGHT,
     seed: int = 0,
 ) -> dict[str, Any]:
     """Learn a rules dict from labelled rows (any label set); merged into `base` when given."""
@@ -87,21 +93,33 @@ def train(
     labels = sorted({label for _, label in pairs})
     if len(labels) < 2:
         raise ValueError("training needs rows of at least two labels")
+    if lead_weight < 0:
+        raise ValueError("lead_weight must not be negative")
+    default_urgent = load_rules_dict(None).get("urgent", {})
+    urgency = UrgencyDetector.from_section(
+        {
+            k: [normalize(w).lower() for w in v] if isinstance(v, list) else v
+            for k, v in default_urgent.items()
+        }
+    )
     docs: list[tuple[str, list[str], str]] = []
     doc_freq: Counter[str] = Counter()
     for text, label in pairs:
         norm = normalize(text).lower()
         tokens = _segment.segment(norm)
-        docs.append((norm, tokens, label))
+        docs.append((text, tokens, label))
         doc_freq.update(_candidates(tokens))
     if len(docs) < 40:  # a handful of examples: every word counts
         min_df = 1
-    vocab = [w for w, c in doc_freq.items() if c >= min_df]
-    matcher = KeywordMatcher(vocab)
-    rows_feats = [({kw for kw, _ in matcher.find(norm, tokens)}, label) for norm, tokens, label in docs]
+    matcher = KeywordMatcher(w for w, c in doc_freq.items() if c >= min_df)
+    rows_feats = [
+        (keyword_hits(matcher, text, lead_weight=lead_weight, urgency=urgency)[1], label)
+        for text, _, label in docs
+    ]
 
     selected = _preselect(rows_feats, labels, preselect)
-    weights, temperature = _fit(rows_feats, labels, selected, epochs, learning_rate, seed)
+    rows_feats = [({f: x for f, x in feats.items() if f in selected}, label) for feats, label in rows_feats]
+    weights, temperature = _fit(rows_feats, labels, epochs, learning_rate, seed)
 
     label_tables: dict[str, Any] = {}
     strongest = max((abs(w) for per in weights for w in per.values()), default=1.0) or 1.0
@@ -110,12 +128,14 @@ def train(
         ranked = sorted(weights[li].items(), key=lambda kv: (-abs(kv[1]), kv[0]))[:top_k]
         keywords = {w: round(v * scale, 2) for w, v in ranked if round(v * scale, 2) != 0}
         label_tables[label] = {"responder": "grid", "keywords": keywords}
+    settings: dict[str, Any] = {"temperature": round(max(temperature * scale, 0.1), 3)}
+    if lead_weight:
+        settings["lead_weight"] = lead_weight
     learned: dict[str, Any] = {
         "meta": {"learned_from_rows": len(docs), "top_k": top_k},
-        "settings": {"temperature": round(max(temperature * scale, 0.1), 3)},
+        "settings": settings,
         "label": label_tables,
     }
-    default_urgent = load_rules_dict(None).get("urgent", {})
     urgent = {k: v for k, v in default_urgent.items() if k not in ("label", "boost")}
     if default_urgent.get("label") in label_tables:
         urgent["label"] = default_urgent["label"]
@@ -127,7 +147,7 @@ def train(
     return learned
 
 
-def _preselect(rows_feats: list[tuple[set[str], str]], labels: list[str], per_label: int) -> list[str]:
+def _preselect(rows_feats: list[tuple[dict[str, float], str]], labels: list[str], per_label: int) -> set[str]:
     """Union over labels of the candidates with the highest smoothed log-odds (× log frequency)."""
     n = len(rows_feats)
     per_count: dict[str, Counter[str]] = defaultdict(Counter)
@@ -135,8 +155,8 @@ def _preselect(rows_feats: list[tuple[set[str], str]], labels: list[str], per_la
     n_label: Counter[str] = Counter()
     for feats, label in rows_feats:
         n_label[label] += 1
-        per_count[label].update(feats)
-        total.update(feats)
+        per_count[label].update(feats.keys())
+        total.update(feats.keys())
     chosen: set[str] = set()
     for label in labels:
         inside = n_label[label]
@@ -149,67 +169,70 @@ def _preselect(rows_feats: list[tuple[set[str], str]], labels: list[str], per_la
                 scored.append((log_odds * math.log1p(c), word))
         scored.sort(reverse=True)
         chosen.update(word for _, word in scored[:per_label])
-    return sorted(chosen)
+    return chosen
 
 
 def _fit(
-    rows_feats: list[tuple[set[str], str]],
+    rows_feats: list[tuple[dict[str, float], str]],
     labels: list[str],
-    selected: list[str],
     epochs: int,
     learning_rate: float,
     seed: int,
 ) -> tuple[list[dict[str, float]], float]:
-    """Softmax regression by SGD over binary features scaled by 1/√n; averaged weights.
+    """Softmax regression by SGD over feature vectors scaled to unit length; averaged weights.
 
-    Returns per-label weights and the temperature (median √n) that turns summed weights back into
-    the model's probabilities.
+    Returns per-label weights and the temperature (median row length) that turns summed weights
+    back into the model's probabilities.
     """
     index = {label: i for i, label in enumerate(labels)}
     n_labels = len(labels)
-    sel = set(selected)
-    data = [([f for f in feats if f in sel], index[label]) for feats, label in rows_feats]
-    w: dict[str, list[float]] = {f: [0.0] * n_labels for f in selected}
-    avg: dict[str, list[float]] = {f: [0.0] * n_labels for f in selected}
+    all_labels = range(n_labels)
+    data: list[tuple[list[str], list[float], int]] = []
+    lengths: list[float] = []
+    for feats, label in rows_feats:
+        if not feats:
+            continue
+        names = sorted(feats)
+        norm = math.sqrt(sum(feats[f] ** 2 for f in names))
+        data.append((names, [feats[f] / norm for f in names], index[label]))
+        lengths.append(norm)
+    w: dict[str, list[float]] = defaultdict(lambda: [0.0] * n_labels)
+    avg: dict[str, list[float]] = defaultdict(lambda: [0.0] * n_labels)
     rng = random.Random(seed)
     order = list(range(len(data)))
-    steps = 0
     for epoch in range(epochs):
         rng.shuffle(order)
         lr = learning_rate / (1 + epoch * 0.5)
         for j in order:
-            feats, y = data[j]
-            if not feats:
-                continue
-            x = 1.0 / math.sqrt(len(feats))
+            names, xs, y = data[j]
             scores = [0.0] * n_labels
-            for f in feats:
+            for f, x in zip(names, xs, strict=True):
                 wf = w[f]
-                for c in range(n_labels):
-                    scores[c] += wf[c]
+                for c in all_labels:
+                    scores[c] += wf[c] * x
             top = max(scores)
-            exps = [math.exp((s * x) - top * x) for s in scores]
+            exps = [math.exp(s - top) for s in scores]
             z = sum(exps)
             grad = [e / z for e in exps]
             grad[y] -= 1.0
-            step = [lr * g * x for g in grad]
-            for f in feats:
+            # Labels the model already rules out get (almost) no gradient: skip them, it is faster.
+            steps = [(c, lr * grad[c]) for c in all_labels if abs(grad[c]) > 1e-4]
+            for f, x in zip(names, xs, strict=True):
                 wf = w[f]
-                for c in range(n_labels):
-                    wf[c] -= step[c]
-        # Accumulate a running average of the end-of-epoch weights (Polyak-style, cheap).
-        steps += 1
+                for c, step in steps:
+                    wf[c] -= step * x
+        # Running average of the end-of-epoch weights (Polyak-style, cheap).
         for f, wf in w.items():
             af = avg[f]
-            for c in range(n_labels):
-                af[c] += (wf[c] - af[c]) / steps
+            for c in all_labels:
+                af[c] += (wf[c] - af[c]) / (epoch + 1)
     per_label: list[dict[str, float]] = [{} for _ in labels]
     for f, af in avg.items():
-        for c in range(n_labels):
+        for c in all_labels:
             if af[c]:
                 per_label[c][f] = af[c]
-    lengths = sorted(len(feats) for feats, _ in data if feats)
-    temperature = math.sqrt(lengths[len(lengths) // 2]) if lengths else 1.0
+    lengths.sort()
+    temperature = lengths[len(lengths) // 2] if lengths else 1.0
     return per_label, temperature
 
 
@@ -290,8 +313,12 @@ def rules_to_toml(rules: Mapping[str, Any]) -> str:
     lines = [
         "# gridbot rules — written by `gridbot nlp train`; safe to edit by hand.",
         "# Each keyword adds its weight to its label; negative weights argue against the label.",
-        "",
     ]
+    if rules.get("settings", {}).get("lead_weight"):
+        lines.append(
+            "# lead_weight: a keyword that is also in the title or first sentence counts (1 + lead_weight) times."
+        )
+    lines.append("")
     for section in ("meta", "settings"):
         if section in rules:
             _write_table(lines, section, rules[section])

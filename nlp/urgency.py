@@ -1,9 +1,10 @@
 """Urgency: is someone's life or property in danger *now* (fire, gas, flooding, someone trapped …)?
 
 Tuned for recall — a false alarm costs a phone call, a missed fire costs far more — but a cue that is
-negated or hypothetical right before it (``没有着火``, ``无人员被困``, ``担心会着火``) does not count,
+negated (``没有着火``, ``无人员被困``) or hypothetical (``担心会着火``) right before it does not count,
 nor does a cue inside a phrase that names a hazard rather than an event (``火灾隐患``, ``消防演练``).
-The cues live in the ``[urgent]`` section of the rules file.
+The cues live in the ``[urgent]`` section of the rules file: ``negations`` deny the event (the
+classifier also drops a negated cue from its keywords), ``hypotheticals`` only make it not urgent.
 """
 
 from __future__ import annotations
@@ -29,14 +30,17 @@ class UrgencyDetector:
     negations: tuple[str, ...] = ()
     fillers: tuple[str, ...] = ()
     ignore: tuple[str, ...] = ()
+    hypotheticals: tuple[str, ...] = ()
     _cues: KeywordMatcher = field(init=False, repr=False, compare=False)
     _neg: KeywordMatcher = field(init=False, repr=False, compare=False)
+    _strict: KeywordMatcher = field(init=False, repr=False, compare=False)
     _ignore: KeywordMatcher = field(init=False, repr=False, compare=False)
     _max_filler: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_cues", KeywordMatcher(self.keywords))
-        object.__setattr__(self, "_neg", KeywordMatcher(self.negations))
+        object.__setattr__(self, "_neg", KeywordMatcher(self.negations + self.hypotheticals))
+        object.__setattr__(self, "_strict", KeywordMatcher(self.negations))
         object.__setattr__(self, "_ignore", KeywordMatcher(self.ignore))
         object.__setattr__(self, "_max_filler", max((len(f) for f in self.fillers), default=0))
 
@@ -48,7 +52,27 @@ class UrgencyDetector:
             negations=tuple(section.get("negations", ())),
             fillers=tuple(section.get("negation_fillers", ())),
             ignore=tuple(section.get("ignore", ())),
+            hypotheticals=tuple(section.get("hypotheticals", ())),
         )
+
+    def is_cue(self, word: str) -> bool:
+        """True when `word` (normalised) is one of the urgent cues."""
+        return word in self._cues
+
+    def denied(self, text: str, hits: list[tuple[str, int]]) -> set[str]:
+        """Of the (cue, start) `hits` in normalised `text`, the cues that are negated at every
+        occurrence (``没有着火``) — hypotheticals (``担心会着火``) do not deny anything."""
+        if not hits:
+            return set()
+        ends: dict[int, list[int]] = {}
+        for cue, start in self._strict.find(text):
+            ends.setdefault(start + len(cue), []).append(start)
+        if not ends:
+            return set()
+        negated: dict[str, bool] = {}
+        for cue, start in hits:
+            negated[cue] = negated.get(cue, True) and self._negated(text, start, ends)
+        return {cue for cue, neg in negated.items() if neg}
 
     def detect(self, text: str) -> tuple[str, ...]:
         """Distinct urgent cues found in already-normalised `text`, in order of appearance."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -43,23 +44,48 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def insert_ignoring_conflicts(session: AsyncSession, table: Any, values: dict[str, Any]) -> Any:
-    """INSERT … ON CONFLICT DO NOTHING for the session's backend (both speak it)."""
-    dialect = session.get_bind().dialect.name
+# The statements below are built once per backend and reused with parameters: building a statement
+# object costs more than running it on the hot path (a report runs several).
+
+
+def insert_ignoring_conflicts(session: AsyncSession, table: Any, *returning: Any) -> Any:
+    """INSERT … ON CONFLICT DO NOTHING [RETURNING …] for the session's backend; execute with the values."""
+    return _insert_ignoring(session.get_bind().dialect.name, table, returning)
+
+
+def _core(table: Any, returning: tuple[Any, ...]) -> tuple[Any, list[Any]]:
+    """The plain table and columns of a model: a Core statement keeps `rowcount` and skips the ORM."""
+    core = getattr(table, "__table__", table)
+    return core, [core.c[getattr(column, "key", column)] for column in returning]
+
+
+@functools.cache
+def _insert_ignoring(dialect: str, table: Any, returning: tuple[Any, ...]) -> Any:
     module = postgresql if dialect == "postgresql" else sqlite
-    return module.insert(table).values(values).on_conflict_do_nothing()
+    core, columns = _core(table, returning)
+    statement = module.insert(core).on_conflict_do_nothing()
+    return statement.returning(*columns) if columns else statement
 
 
 def upsert(
-    session: AsyncSession, table: Any, values: dict[str, Any], key: list[str], update: dict[str, Any]
+    session: AsyncSession, table: Any, key: tuple[str, ...], update: tuple[str, ...], *returning: Any
 ) -> Any:
-    """INSERT … ON CONFLICT (key) DO UPDATE SET update — one round trip for "create or touch"."""
-    dialect = session.get_bind().dialect.name
+    """INSERT … ON CONFLICT (key) DO UPDATE SET the `update` columns [RETURNING …] — one round trip for
+    "create or touch"; execute with the values."""
+    return _upsert(session.get_bind().dialect.name, table, key, update, returning)
+
+
+@functools.cache
+def _upsert(
+    dialect: str, table: Any, key: tuple[str, ...], update: tuple[str, ...], returning: tuple[Any, ...]
+) -> Any:
     module = postgresql if dialect == "postgresql" else sqlite
-    statement = module.insert(table).values(values)
-    return statement.on_conflict_do_update(
-        index_elements=key, set_={k: getattr(statement.excluded, k) for k in update}
+    core, columns = _core(table, returning)
+    statement = module.insert(core)
+    statement = statement.on_conflict_do_update(
+        index_elements=list(key), set_={k: getattr(statement.excluded, k) for k in update}
     )
+    return statement.returning(*columns) if columns else statement
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import InboundMessage, OrderFollower, WorkOrder, WorkOrderEvent
@@ -53,26 +54,6 @@ async def recent_open_order(session: AsyncSession, openid: str, since: datetime)
     return await session.scalar(stmt)
 
 
-async def attach_loose_images(
-    session: AsyncSession, channel: str, openid: str, since: datetime, order_id: int
-) -> list[dict[str, Any]]:
-    """Give this order the photos the person sent recently that belong to no order yet; their payloads."""
-    stmt = (
-        update(InboundMessage)
-        .where(
-            InboundMessage.channel == channel,
-            InboundMessage.sender == openid,
-            InboundMessage.kind == "image",
-            InboundMessage.order_id.is_(None),
-            InboundMessage.received_at >= since,
-        )
-        .values(order_id=order_id)
-        .returning(InboundMessage.id, InboundMessage.payload)
-    )
-    rows = (await session.execute(stmt)).all()
-    return [row.payload for row in sorted(rows, key=lambda row: row.id)]
-
-
 async def events_of(session: AsyncSession, order_id: int) -> list[WorkOrderEvent]:
     stmt = select(WorkOrderEvent).where(WorkOrderEvent.order_id == order_id).order_by(WorkOrderEvent.id)
     return list((await session.scalars(stmt)).all())
@@ -107,30 +88,6 @@ async def overdue_in(
     return list((await session.scalars(stmt)).all())
 
 
-async def recent_orders_like(
-    session: AsyncSession,
-    grid: str,
-    category: str,
-    since: datetime,
-    states: tuple[str, ...],
-    *,
-    limit: int = 20,
-) -> list[WorkOrder]:
-    """Orders of this grid and category opened since `since` and still in one of `states`, newest first."""
-    stmt = (
-        select(WorkOrder)
-        .where(
-            WorkOrder.unit_id == grid,
-            WorkOrder.category == category,
-            WorkOrder.created_at >= since,
-            WorkOrder.state.in_(states),
-        )
-        .order_by(WorkOrder.id.desc())
-        .limit(limit)
-    )
-    return list((await session.scalars(stmt)).all())
-
-
 async def followers_of(session: AsyncSession, order_id: int) -> list[str]:
     rows = await session.scalars(
         select(OrderFollower.openid).where(OrderFollower.order_id == order_id).order_by(OrderFollower.id)
@@ -143,3 +100,75 @@ async def follows(session: AsyncSession, order_id: int, openid: str) -> bool:
         select(OrderFollower.id).where(OrderFollower.order_id == order_id, OrderFollower.openid == openid)
     )
     return found is not None
+
+
+# --- the hot path of a new report: plain statements built once ------------------------------------
+
+_ORDER = WorkOrder.__table__
+_EVENT = WorkOrderEvent.__table__
+_INBOUND = InboundMessage.__table__
+_INSERT_ORDER = insert(_ORDER).returning(_ORDER.c.id)
+_INSERT_EVENT = insert(_EVENT)
+_SET_MEDIA = update(_ORDER).where(_ORDER.c.id == bindparam("b_id")).values(media=bindparam("b_media"))
+_ATTACH_IMAGES = (
+    update(_INBOUND)
+    .where(
+        _INBOUND.c.channel == bindparam("b_channel"),
+        _INBOUND.c.sender == bindparam("b_sender"),
+        _INBOUND.c.kind == "image",
+        _INBOUND.c.order_id.is_(None),
+        _INBOUND.c.received_at >= bindparam("b_since"),
+    )
+    .values(order_id=bindparam("b_order"))
+    .returning(_INBOUND.c.id, _INBOUND.c.payload)
+)
+_RECENT_LIKE = (
+    select(_ORDER.c.id, _ORDER.c.text, _ORDER.c.place_id, _ORDER.c.place_detail)
+    .where(
+        _ORDER.c.unit_id == bindparam("b_grid"),
+        _ORDER.c.category == bindparam("b_category"),
+        _ORDER.c.created_at >= bindparam("b_since"),
+        _ORDER.c.state.in_(bindparam("b_states", expanding=True)),
+    )
+    .order_by(_ORDER.c.id.desc())
+    .limit(20)
+)
+
+
+@dataclass(frozen=True)
+class OrderSketch:
+    """Just enough of an order to compare a new report with it."""
+
+    id: int
+    text: str
+    place_id: int | None
+    place_detail: str | None
+
+
+async def insert_order(session: AsyncSession, values: dict[str, Any], events: list[dict[str, Any]]) -> int:
+    """Write a new order and its first events; its number."""
+    order_id = int((await session.execute(_INSERT_ORDER, values)).scalar_one())
+    await session.execute(_INSERT_EVENT, [{**event, "order_id": order_id} for event in events])
+    return order_id
+
+
+async def set_media(session: AsyncSession, order_id: int, media: list[dict[str, str]]) -> None:
+    await session.execute(_SET_MEDIA, {"b_id": order_id, "b_media": media})
+
+
+async def attach_loose_images(
+    session: AsyncSession, channel: str, openid: str, since: datetime, order_id: int
+) -> list[dict[str, Any]]:
+    """Give this order the photos the person sent recently that belong to no order yet; their payloads."""
+    params = {"b_channel": channel, "b_sender": openid, "b_since": since, "b_order": order_id}
+    rows = (await session.execute(_ATTACH_IMAGES, params)).all()
+    return [row.payload for row in sorted(rows, key=lambda row: row.id)]
+
+
+async def recent_orders_like(
+    session: AsyncSession, grid: str, category: str, since: datetime, states: tuple[str, ...]
+) -> list[OrderSketch]:
+    """Orders of this grid and category opened since `since` and still in one of `states`, newest first."""
+    params = {"b_grid": grid, "b_category": category, "b_since": since, "b_states": list(states)}
+    rows = (await session.execute(_RECENT_LIKE, params)).all()
+    return [OrderSketch(r.id, r.text, r.place_id, r.place_detail) for r in rows]

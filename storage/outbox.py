@@ -10,10 +10,12 @@ other workers until the lease lapses, so a worker that dies mid-send leaves it t
 
 from __future__ import annotations
 
+import functools
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.db import insert_ignoring_conflicts
@@ -74,8 +76,7 @@ async def enqueue(
         "next_attempt_at": now,
         "created_at": now,
     }
-    stmt = insert_ignoring_conflicts(session, OutboxMessage, values)
-    result = await session.execute(stmt)
+    result = await session.execute(insert_ignoring_conflicts(session, OutboxMessage), values)
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
@@ -150,6 +151,17 @@ async def mark_deferred(session: AsyncSession, message_id: int, *, attempts: int
     return await _set(session, message_id, attempts, status=DEFERRED, last_error=error[:_ERROR_MAX])
 
 
+@dataclass(frozen=True)
+class Notice:
+    """A notice taken to ride on a reply."""
+
+    id: int
+    text: str
+    status: str
+    order_id: int | None
+    created_at: datetime
+
+
 async def take_deferred(
     session: AsyncSession,
     channel: str,
@@ -157,30 +169,37 @@ async def take_deferred(
     now: datetime | None = None,
     *,
     limit: int | None = None,
-) -> list[OutboxMessage]:
+) -> list[Notice]:
     """The deferred notices for one person (the oldest `limit`), marked delivered in the caller's transaction.
 
-    One UPDATE … RETURNING, so two concurrent replies cannot both take the same notice.
+    One UPDATE … RETURNING, so two concurrent replies cannot both take the same notice. It runs on
+    every message a person sends, so the statement is built once.
     """
+    params = {"b_channel": channel, "b_recipient": recipient, "b_sent_at": now or utcnow()}
+    rows = (await session.execute(_take_deferred(limit), params)).all()
+    notices = [Notice(r.id, r.text, r.status, r.order_id, r.created_at) for r in rows]
+    return sorted(notices, key=lambda notice: (notice.created_at, notice.id))
+
+
+@functools.cache
+def _take_deferred(limit: int | None) -> Any:
+    table = OutboxMessage.__table__
     oldest = (
-        select(OutboxMessage.id)
+        select(table.c.id)
         .where(
-            OutboxMessage.channel == channel,
-            OutboxMessage.recipient == recipient,
-            OutboxMessage.status == DEFERRED,
+            table.c.channel == bindparam("b_channel"),
+            table.c.recipient == bindparam("b_recipient"),
+            table.c.status == DEFERRED,
         )
-        .order_by(OutboxMessage.created_at, OutboxMessage.id)
+        .order_by(table.c.created_at, table.c.id)
         .limit(limit)
     )
-    stmt = (
-        update(OutboxMessage)
-        .where(OutboxMessage.id.in_(oldest), OutboxMessage.status == DEFERRED)
-        .values(status=DELIVERED_IN_REPLY, sent_at=now or utcnow())
-        .returning(OutboxMessage)
-        .execution_options(synchronize_session=False, populate_existing=True)
+    return (
+        update(table)
+        .where(table.c.id.in_(oldest), table.c.status == DEFERRED)
+        .values(status=DELIVERED_IN_REPLY, sent_at=bindparam("b_sent_at"))
+        .returning(table.c.id, table.c.text, table.c.status, table.c.order_id, table.c.created_at)
     )
-    rows = list((await session.scalars(stmt)).all())
-    return sorted(rows, key=lambda row: (row.created_at, row.id))
 
 
 async def undeliverable(

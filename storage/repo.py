@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.db import insert_ignoring_conflicts, upsert
@@ -47,8 +47,8 @@ async def record_inbound(
         "sent_at": sent_at,
         "received_at": received_at,
     }
-    statement = insert_ignoring_conflicts(session, InboundMessage, values).returning(InboundMessage.id)
-    inserted = (await session.execute(statement)).scalar_one_or_none()
+    statement = insert_ignoring_conflicts(session, InboundMessage, InboundMessage.id)
+    inserted = (await session.execute(statement, values)).scalar_one_or_none()
     await session.commit()
     if inserted is not None:
         return InboundRecord(id=inserted, reply=None, handled=False, duplicate=False)
@@ -71,15 +71,27 @@ async def find_inbound(session: AsyncSession, channel: str, dedupe_key: str) -> 
     return InboundRecord(id=row.id, reply=row.reply, handled=row.handled_at is not None, duplicate=True)
 
 
+_INBOUND = InboundMessage.__table__
+# Built once: these run for every message.
+_LOCK_INBOUND = (
+    select(_INBOUND.c.reply, _INBOUND.c.handled_at)
+    .where(_INBOUND.c.id == bindparam("b_id"))
+    .with_for_update()
+)
+_MARK_HANDLED = (
+    update(_INBOUND)
+    .where(_INBOUND.c.id == bindparam("b_id"))
+    .values(
+        reply=bindparam("b_reply"),
+        handled_at=bindparam("b_at"),
+        order_id=func.coalesce(bindparam("b_order", type_=_INBOUND.c.order_id.type), _INBOUND.c.order_id),
+    )
+)
+
+
 async def lock_inbound(session: AsyncSession, inbound_id: int) -> InboundRecord:
     """The inbound row, locked for this transaction on PostgreSQL (a concurrent copy waits here)."""
-    row = (
-        await session.execute(
-            select(InboundMessage.reply, InboundMessage.handled_at)
-            .where(InboundMessage.id == inbound_id)
-            .with_for_update()
-        )
-    ).one()
+    row = (await session.execute(_LOCK_INBOUND, {"b_id": inbound_id})).one()
     return InboundRecord(id=inbound_id, reply=row.reply, handled=row.handled_at is not None, duplicate=True)
 
 
@@ -87,10 +99,8 @@ async def mark_handled(
     session: AsyncSession, inbound_id: int, reply: str, at: datetime, order_id: int | None = None
 ) -> None:
     """Store the reply (and the order it made or joined) with the handler's own changes, in its transaction."""
-    values: dict[str, Any] = {"reply": reply, "handled_at": at}
-    if order_id is not None:
-        values["order_id"] = order_id
-    await session.execute(update(InboundMessage).where(InboundMessage.id == inbound_id).values(**values))
+    params = {"b_id": inbound_id, "b_reply": reply, "b_at": at, "b_order": order_id}
+    await session.execute(_MARK_HANDLED, params)
 
 
 @dataclass(frozen=True)
@@ -111,14 +121,14 @@ async def touch_resident(
         "last_message_at": at,
         "subscribed": True,
     }
-    changed = ["last_message_at"]
+    changed: tuple[str, ...] = ("last_message_at",)
     if subscribed is not None:
         values["subscribed"] = subscribed
-        changed.append("subscribed")
-    statement = upsert(session, Resident, values, ["openid"], changed).returning(
-        Resident.place_id, Resident.place_detail, Resident.unit_id
+        changed = ("last_message_at", "subscribed")
+    statement = upsert(
+        session, Resident, ("openid",), changed, Resident.place_id, Resident.place_detail, Resident.unit_id
     )
-    row = (await session.execute(statement)).one()
+    row = (await session.execute(statement, values)).one()
     return ResidentInfo(openid, row.place_id, row.place_detail, row.unit_id)
 
 

@@ -267,3 +267,104 @@ def test_bad_rules_file_raises_one_line(tmp_path: Path, content: str, fragment: 
 def test_missing_rules_file(tmp_path: Path) -> None:
     with pytest.raises(RulesError, match="not found"):
         Classifier.load(tmp_path / "nope.toml")
+
+
+# A denied event (没有着火) is no evidence for its label; a feared one (担心会着火) still is.
+NEGATED_EVENTS = [
+    ("没有着火，只是烧烤味", "着火"),
+    ("楼道里并没有冒烟，是邻居在熏腊肉", "冒烟"),
+    ("不是起火，是有人在烧纸", "起火"),
+    ("已经确认无火灾，只是警报器误报", "火灾"),
+    ("沒有著火，只是燒烤的味道", "着火"),  # traditional characters
+]
+
+
+@pytest.mark.parametrize(("text", "cue"), NEGATED_EVENTS)
+def test_negated_event_does_not_vote(classifier: Classifier, text: str, cue: str) -> None:
+    result = classifier.classify(text)
+    assert cue not in result.keywords, result
+    assert result.label != "消防应急", result
+    assert not result.urgent, result
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["楼道堆满纸箱，担心会着火", "电动车在楼道充电，万一起火怎么办", "没有着火，但是楼道又着火了"],
+)
+def test_feared_or_repeated_event_still_votes(classifier: Classifier, text: str) -> None:
+    assert classifier.classify(text).label == "消防应急"
+
+
+def test_negated_smell_of_barbecue_leans_to_environment(classifier: Classifier) -> None:
+    result = classifier.classify("没有着火，只是烧烤味")
+    assert result.label in {"其他", "环境卫生"}
+    assert result.candidates[0][0] in {"其他", "环境卫生"}
+
+
+# Lamps: a broken light is a repair job, and the lamp itself is the reason shown to staff.
+LAMPS = [
+    ("3号楼楼道灯坏了", "楼道灯"),
+    ("单元楼里的灯不亮了好几天", "灯不亮"),
+    ("走廊的灯泡烧了，晚上黑乎乎的", "灯泡"),
+    ("地下车库照明太暗，灯管坏了一半", "灯管"),
+    ("小区路灯坏了", "路灯"),
+    ("樓道燈壞了", "楼道灯"),
+]
+
+
+@pytest.mark.parametrize(("text", "keyword"), LAMPS)
+def test_lamps_are_repairs(classifier: Classifier, text: str, keyword: str) -> None:
+    result = classifier.classify(text)
+    assert result.label == "设施维修", result
+    assert keyword in result.keywords, result
+    assert result.confidence >= 0.8, result
+
+
+def test_lamp_place_names_do_not_weaken_the_match(classifier: Classifier) -> None:
+    classifier.add_words(["筱塘新村"])
+    result = classifier.classify("筱塘新村3号楼楼道灯坏了")
+    assert result.label == "设施维修"
+    assert result.keywords[0] == "楼道灯"
+    assert result.confidence >= 0.8
+
+
+def _lead_rules(lead_weight: float) -> dict:
+    return {
+        "settings": {"lead_weight": lead_weight},
+        "label": {"a": {"keywords": {"垃圾": 1.0}}, "b": {"keywords": {"噪音": 1.5}}},
+    }
+
+
+@pytest.mark.parametrize(
+    ("text", "lead_weight", "label"),
+    [
+        ("垃圾没人清 晚上施工有噪音", 0.0, "b"),  # no lead weight: the plain sums win
+        ("垃圾没人清 晚上施工有噪音", 2.0, "a"),  # the title's keyword counts three times
+        ("垃圾没人清。晚上施工有噪音", 2.0, "a"),  # a first sentence is a lead too
+        ("晚上施工有噪音。垃圾没人清", 2.0, "b"),
+        ("垃圾没人清有噪音", 2.0, "b"),  # one sentence: no lead, nothing is boosted
+    ],
+)
+def test_lead_weight(text: str, lead_weight: float, label: str) -> None:
+    assert Classifier(_lead_rules(lead_weight)).classify(text).label == label
+
+
+@pytest.mark.parametrize(
+    ("text", "length"),
+    [
+        ("路灯不亮 晚上施工", 4),
+        ("樓道燈壞了！快修", 5),
+        ("一句话没有正文", 0),
+        ("标题。", 0),
+        (" 开头空格 正文", 4),
+    ],
+)
+def test_lead_length(text: str, length: int) -> None:
+    from nlp.classifier import lead_length
+
+    assert lead_length(text) == length
+
+
+def test_negative_lead_weight_is_refused() -> None:
+    with pytest.raises(RulesError, match="lead_weight"):
+        Classifier(_lead_rules(-1.0))

@@ -121,5 +121,25 @@ def test_trained_rules_on_teddy_holdout() -> None:
     clf = Classifier(train(train_rows, top_k=200))
     report = evaluate(clf, test_rows)
     assert set(clf.labels) == {r.label for r in rows}
-    # ~600 training rows give ~0.78 accuracy here; full 5-fold CV (bench/nlp.py) gives ~0.84 macro-F1.
+    # ~530 training rows give ~0.8 accuracy here; full 5-fold CV (bench/nlp.py) gives ~0.87 macro-F1.
     assert report.accuracy >= 0.65
+
+
+def test_learned_rules_weigh_the_lead(learned: dict, tmp_path: Path) -> None:
+    assert learned["settings"]["lead_weight"] == 2.0
+    path = tmp_path / "learned.toml"
+    write_rules(learned, path)
+    assert Classifier.load(path).rules["settings"]["lead_weight"] == 2.0
+    assert "lead_weight" not in train(ROWS, lead_weight=0.0)["settings"]
+    with pytest.raises(ValueError, match="lead_weight"):
+        train(ROWS, lead_weight=-1.0)
+
+
+def test_merge_does_not_change_hand_settings(classifier: Classifier) -> None:
+    merged = train(ROWS, base=classifier)
+    assert "lead_weight" not in merged["settings"]
+    assert Classifier(merged).classify("小区垃圾桶满了没人清运").label == "环境卫生"
+
+
+def test_training_is_deterministic() -> None:
+    assert train(ROWS, seed=3) == train(ROWS, seed=3)

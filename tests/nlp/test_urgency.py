@@ -59,3 +59,19 @@ def test_custom_detector() -> None:
     assert det.detect("fire!") == ("fire",)
     assert det.detect("no fire") == ()
     assert det.detect("nofire") == ()
+
+
+def test_hypotheticals_cancel_urgency_but_do_not_deny() -> None:
+    det = UrgencyDetector(keywords=("着火",), negations=("没有",), hypotheticals=("担心",))
+    assert det.detect("担心着火") == ()
+    assert det.detect("没有着火") == ()
+    assert det.denied("没有着火", [("着火", 2)]) == {"着火"}
+    assert det.denied("担心着火", [("着火", 2)]) == set()
+    # denied only when every occurrence is negated
+    assert det.denied("没有着火又着火", [("着火", 2), ("着火", 5)]) == set()
+    assert det.is_cue("着火") and not det.is_cue("火")
+
+
+@pytest.mark.parametrize("text", ["万一起火怎么办", "小心摔倒", "差点被困在电梯里"])
+def test_default_hypotheticals_are_not_urgent(text: str) -> None:
+    assert detect_urgency(text) == (), text
