@@ -109,6 +109,8 @@ class ServerSpec:
     profiler: str = "cprofile"  # cprofile | pyinstrument
     log_level: str = "ERROR"  # the app's log output; WARNING shows e.g. outbox retries at shutdown
     api_base: str = ""  # the fake WeChat API in the bench process (not the demo's in-app one)
+    port: int = 0  # 0: any free port; else join the workers already listening there (SO_REUSEPORT)
+    reuse_port: bool = False
 
 
 def app_settings(spec: ServerSpec) -> Settings:
@@ -136,7 +138,9 @@ async def start_app(spec: ServerSpec) -> tuple[web.AppRunner, StateStore | None,
     if spec.backend == "server":
         state = RedisState.from_url(spec.redis_url, prefix=spec.redis_prefix)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
+    if spec.reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind(("127.0.0.1", spec.port))
     port = int(sock.getsockname()[1])
     settings = app_settings(spec)
     settings = replace(settings, server=replace(settings.server, host="127.0.0.1", port=port))
@@ -446,9 +450,14 @@ async def run_once(spec: ServerSpec, args: argparse.Namespace) -> Result:
     fake_site = web.TCPSite(fake, "127.0.0.1", 0)
     await fake_site.start()
     fake_port = fake_site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    spec = replace(spec, api_base=f"http://127.0.0.1:{fake_port}")
+    workers = args.workers if spec.backend == "server" else 1  # in-process state is one process
+    spec = replace(spec, api_base=f"http://127.0.0.1:{fake_port}", reuse_port=workers > 1)
     server = Server(spec, in_process=args.in_process)
     await server.start()
+    others = [Server(replace(spec, port=server.port), in_process=False) for _ in range(workers - 1)]
+    for other in others:
+        await other.start()
+    pids = [server.pid, *(other.pid for other in others)]
     try:
         base = f"http://127.0.0.1:{server.port}"
         wechat = WeChatPlatform(None, token=demo_settings().wechat.token, aes_key=AES_KEY, app_id=APP_ID)
@@ -463,10 +472,12 @@ async def run_once(spec: ServerSpec, args: argparse.Namespace) -> Result:
             )
             pushes = build_pushes(wechat, base, args.messages, "M", first=args.warmup)
             await server.start_profile()
-            cpu_before, host_before = process_cpu_seconds(server.pid), host_cpu_ticks()
+            cpu_before, host_before = sum(process_cpu_seconds(pid) or 0.0 for pid in pids), host_cpu_ticks()
             outcomes, wall = await fire(session, pushes, args.concurrency)
-            cpu_after, host_after = process_cpu_seconds(server.pid), host_cpu_ticks()
+            cpu_after, host_after = sum(process_cpu_seconds(pid) or 0.0 for pid in pids), host_cpu_ticks()
     finally:
+        for other in others:
+            await other.stop()
         await server.stop()
         await fake.cleanup()
 
@@ -656,6 +667,9 @@ def main() -> None:
     parser.add_argument("--profile", type=Path, help="profile each measured phase, writing files here")
     parser.add_argument("--profiler", choices=("pyinstrument", "cprofile"), default=default_profiler())
     parser.add_argument("--profile-top", type=int, default=40, help="profile lines to print")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="server processes sharing the port (server backend only)"
+    )
     parser.add_argument("--server-log", choices=("DEBUG", "INFO", "WARNING", "ERROR"), default="ERROR")
     parser.add_argument("--serve", help=argparse.SUPPRESS)  # internal: the child process
     args = parser.parse_args()

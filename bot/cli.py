@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import multiprocessing
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
@@ -79,6 +80,9 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(title="commands")
 
     serve = commands.add_parser("serve", parents=[common], help="运行 webhook 服务")
+    serve.add_argument(
+        "--workers", type=int, default=1, help="服务进程数，共用一个端口 (多于 1 个需要 PostgreSQL + Redis)"
+    )
     serve.set_defaults(run=_serve)
 
     chat = commands.add_parser("chat", parents=[common], help="在终端里扮演微信，与运行中的服务对话")
@@ -136,19 +140,45 @@ def _async(command: Command) -> Callable[[Settings, argparse.Namespace], int | N
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    workers = int(getattr(args, "workers", 1))
+    if workers < 1:
+        raise CliError("--workers 至少为 1")
+    if workers > 1 and (settings.storage.database_url.startswith("sqlite") or not settings.storage.redis_url):
+        raise CliError("多个服务进程需要 PostgreSQL 和 Redis (配置 [storage] database_url 与 redis_url)")
     if settings.demo:
         print(
             "演示模式：SQLite ./gridbot.db，进程内状态，演示组织，明文模式令牌 gridbot-demo，"
             f"地址 http://{settings.server.host}:{settings.server.port}/wechat"
+        )
+    context = multiprocessing.get_context("spawn")
+    others = [
+        context.Process(target=_run_server, args=(settings, True), daemon=True) for _ in range(workers - 1)
+    ]
+    for process in others:
+        process.start()
+    try:
+        _run_server(settings, workers > 1)
+    finally:
+        for process in others:
+            process.terminate()
+            process.join(10)
+    return 0
+
+
+def _run_server(settings: Settings, reuse_port: bool) -> None:
+    """One server process; several share the port through SO_REUSEPORT and the kernel spreads the load."""
+    if reuse_port:
+        logging.basicConfig(
+            level=logging.INFO, format="%(asctime)s %(levelname)s %(process)d %(name)s: %(message)s"
         )
     web.run_app(
         create_app(settings),
         host=settings.server.host,
         port=settings.server.port,
         print=None,
+        reuse_port=reuse_port or None,
         handler_cancellation=True,  # a client that hangs up (a chat long poll) frees its handler
     )
-    return 0
 
 
 def _chat(settings: Settings, args: argparse.Namespace) -> int:

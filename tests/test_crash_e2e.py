@@ -37,14 +37,15 @@ def free_port() -> int:
 class Server:
     """`gridbot serve` in a child process."""
 
-    def __init__(self, config: Path, port: int) -> None:
+    def __init__(self, config: Path, port: int, *extra: str) -> None:
         self.config = config
         self.port = port
+        self.extra = extra
         self.process: asyncio.subprocess.Process | None = None
 
     async def start(self) -> None:
         self.process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot.cli", "serve", "-c", str(self.config),
+            sys.executable, "-m", "bot.cli", "serve", "-c", str(self.config), *self.extra,
             cwd=ROOT, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip
         async with aiohttp.ClientSession() as http:
@@ -145,3 +146,31 @@ async def test_sigkill_between_commit_and_send_loses_and_duplicates_nothing(
             assert len(resident) == 1 and "工单 #1" in resident[0] and "接单" in resident[0]
         finally:
             await server.stop()
+
+
+async def test_several_worker_processes_share_the_port_and_the_work(
+    backend: str, database_url: str, fake_api: FakeServer, redis_prefix: str, tmp_path: Path, engine: object
+) -> None:
+    if backend != "server":
+        pytest.skip("several processes need PostgreSQL + Redis; the embedded backend is one process")
+    port = free_port()
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[server]\nport = {port}\n[wechat]\ntoken = "w-token"\napp_id = "{APP_ID}"\n'
+        f'app_secret = "{APP_SECRET}"\napi_base = "{fake_api.api_base}"\n'
+        f'[storage]\ndatabase_url = "{database_url}"\nredis_url = "{REDIS_URL}"\nredis_prefix = "{redis_prefix}"\n'
+        f'[org]\nfile = "{DEMO_ORG}"\n',
+        encoding="utf-8",
+    )
+    server = Server(config, port, "--workers", "2")
+    try:
+        await server.start()
+        async with aiohttp.ClientSession(base_url=f"http://127.0.0.1:{port}") as http:
+            wechat = WeChatPlatform(http, token="w-token")
+            texts = [f"筱塘新村{n}号楼楼道灯坏了" for n in range(1, 31)]
+            replies = await asyncio.gather(*(wechat.say(f"oW{n}", text) for n, text in enumerate(texts)))
+        numbers = sorted(int((r.content or "").split("#")[1].split("（")[0]) for r in replies)
+        assert numbers == list(range(1, 31))
+        await eventually(lambda: len(fake_api.fake.delivered(LEADER)) == 30, 20)
+    finally:
+        await server.stop()
