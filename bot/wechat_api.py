@@ -92,6 +92,62 @@ class TencentTransport:
     api_base: str
     timeout: aiohttp.ClientTimeout
 
+    name: str  # "wechat" or "wecom", in log lines
+    state: StateStore
+    token_key: str  # the state store's name for this app's token
+    lease_key: str  # the lease one process holds while it fetches a new token
+    _lease_ttl: float
+    retryable: frozenset[int] = frozenset()  # errcodes that mean "try again later" for this API
+
+    async def access_token(self) -> str:
+        """The shared token, fetching it if no process has."""
+        token = await self.state.get_token(self.token_key)
+        return token if token else await self._refresh(stale=None)
+
+    async def _fetch_token(self) -> str:
+        raise NotImplementedError
+
+    async def _call(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        token = await self.access_token()
+        answer = await self._post(path, token, body)
+        code = _errcode(answer)
+        if code in TOKEN_ERRORS:
+            log.warning("%s %s: errcode %s, refreshing the access token once", self.name, path, code)
+            token = await self._refresh(stale=token)
+            answer = await self._post(path, token, body)
+            code = _errcode(answer)
+        if code != 0:
+            log.info("%s %s: errcode %s", self.name, path, code)
+        if code in self.retryable:
+            raise Retryable(code, str(answer.get("errmsg", "")))
+        _raise_for(code, str(answer.get("errmsg", "")))
+        return answer
+
+    async def _refresh(self, stale: str | None) -> str:
+        """A token other than `stale`: one process fetches under a lease, the others wait and re-read.
+
+        Whoever holds the lease first re-reads the cache, so after a 40001 seen by many callers at once
+        only the first fetches; the rest pick up its token.
+        """
+        owner = uuid.uuid4().hex
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._lease_ttl
+        while True:
+            if await self.state.acquire(self.lease_key, owner, self._lease_ttl):
+                try:
+                    cached = await self.state.get_token(self.token_key)
+                    if cached and cached != stale:
+                        return cached
+                    return await self._fetch_token()
+                finally:
+                    await self.state.release(self.lease_key, owner)
+            if loop.time() >= deadline:
+                raise Retryable(None, f"timed out waiting for another process to fetch the {self.name} token")
+            await asyncio.sleep(TOKEN_WAIT_STEP)
+            cached = await self.state.get_token(self.token_key)
+            if cached and cached != stale:
+                return cached
+
     async def _post(self, path: str, token: str, body: dict[str, Any]) -> dict[str, Any]:
         data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
         headers = {"Content-Type": "application/json; charset=utf-8"}
@@ -141,15 +197,13 @@ class WeChatAPI(TencentTransport):
         self.clock = clock
         self.timeout = aiohttp.ClientTimeout(total=timeout)
         self._lease_ttl = timeout + 5  # outlives one token request, so a crashed fetcher frees it soon
+        self.name = "wechat"
+        self.token_key = app_id
+        self.lease_key = f"wechat-token:{app_id}"
         self.token_expires_at: float | None = None  # on `clock`, for the token this process fetched last
 
     def __repr__(self) -> str:  # never show the secret
         return f"WeChatAPI(app_id={self.app_id!r}, api_base={self.api_base!r})"
-
-    async def access_token(self) -> str:
-        """The shared token, fetching it if no process has."""
-        token = await self.state.get_token(self.app_id)
-        return token if token else await self._refresh(stale=None)
 
     async def send_text(self, openid: str, text: str) -> None:
         """A customer-service text message (allowed within 48 h of the person's last message)."""
@@ -167,45 +221,6 @@ class WeChatAPI(TencentTransport):
         msgid = answer.get("msgid")
         return msgid if isinstance(msgid, int) else None
 
-    async def _call(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        token = await self.access_token()
-        answer = await self._post(path, token, body)
-        code = _errcode(answer)
-        if code in TOKEN_ERRORS:
-            log.warning("wechat %s: errcode %s, refreshing the access token once", path, code)
-            token = await self._refresh(stale=token)
-            answer = await self._post(path, token, body)
-            code = _errcode(answer)
-        if code != 0:
-            log.info("wechat %s: errcode %s", path, code)
-        _raise_for(code, str(answer.get("errmsg", "")))
-        return answer
-
-    async def _refresh(self, stale: str | None) -> str:
-        """A token other than `stale`: one process fetches under a lease, the others wait and re-read.
-
-        Whoever holds the lease first re-reads the cache, so after a 40001 seen by many callers at once
-        only the first fetches; the rest pick up its token.
-        """
-        key, owner = f"wechat-token:{self.app_id}", uuid.uuid4().hex
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._lease_ttl
-        while True:
-            if await self.state.acquire(key, owner, self._lease_ttl):
-                try:
-                    cached = await self.state.get_token(self.app_id)
-                    if cached and cached != stale:
-                        return cached
-                    return await self._fetch_token()
-                finally:
-                    await self.state.release(key, owner)
-            if loop.time() >= deadline:
-                raise Retryable(None, "timed out waiting for another process to fetch the access token")
-            await asyncio.sleep(TOKEN_WAIT_STEP)
-            cached = await self.state.get_token(self.app_id)
-            if cached and cached != stale:
-                return cached
-
     async def _fetch_token(self) -> str:
         params = {"grant_type": "client_credential", "appid": self.app_id, "secret": self._secret}
         answer = await self._request("GET", "/cgi-bin/token", params=params)
@@ -217,7 +232,7 @@ class WeChatAPI(TencentTransport):
                 raise Retryable(code, "busy while fetching the access token")
             raise TokenError(code, str(answer.get("errmsg", "no access_token in the answer")))
         ttl = max(expires_in - TOKEN_MARGIN, 60)
-        await self.state.set_token(self.app_id, token, ttl)
+        await self.state.set_token(self.token_key, token, ttl)
         self.token_expires_at = self.clock() + ttl
         log.info("wechat access token fetched for %s, cached for %d s", self.app_id, ttl)
         return token

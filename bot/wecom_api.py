@@ -15,10 +15,8 @@ or an exception message.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -26,15 +24,12 @@ import aiohttp
 
 from bot.wechat_api import (
     BUSY_ERROR,
-    TOKEN_ERRORS,
     TOKEN_MARGIN,
-    TOKEN_WAIT_STEP,
     Retryable,
     SendRejected,
     TencentTransport,
     TokenError,
     _errcode,
-    _raise_for,
 )
 from storage.models import OutboxMessage
 from storage.state import StateStore
@@ -85,14 +80,12 @@ class WeComAPI(TencentTransport):
         self.token_expires_at: float | None = None  # on `clock`, for the token this process fetched last
         # Each app of a corp has its own secret and therefore its own token.
         self.token_key = f"wecom:{corp_id}:{agent_id}"
+        self.lease_key = f"wecom-token:{corp_id}:{agent_id}"
+        self.name = "wecom"
+        self.retryable = frozenset({CONCURRENCY_ERROR})
 
     def __repr__(self) -> str:  # never show the secret
         return f"WeComAPI(corp_id={self.corp_id!r}, agent_id={self.agent_id!r}, api_base={self.api_base!r})"
-
-    async def access_token(self) -> str:
-        """The shared token, fetching it if no process has."""
-        token = await self.state.get_token(self.token_key)
-        return token if token else await self._refresh(stale=None)
 
     async def send_text(self, userids: Sequence[str], text: str) -> list[str]:
         """An app text message to the members `userids`; returns those WeCom reported as invalid.
@@ -117,43 +110,6 @@ class WeComAPI(TencentTransport):
             if set(users) <= set(invalid):
                 raise SendRejected(None, "no valid recipient (invaliduser)")
         return invalid
-
-    async def _call(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        token = await self.access_token()
-        answer = await self._post(path, token, body)
-        code = _errcode(answer)
-        if code in TOKEN_ERRORS:
-            log.warning("wecom %s: errcode %s, refreshing the access token once", path, code)
-            token = await self._refresh(stale=token)
-            answer = await self._post(path, token, body)
-            code = _errcode(answer)
-        if code != 0:
-            log.info("wecom %s: errcode %s", path, code)
-        if code == CONCURRENCY_ERROR:
-            raise Retryable(code, str(answer.get("errmsg", "")))
-        _raise_for(code, str(answer.get("errmsg", "")))
-        return answer
-
-    async def _refresh(self, stale: str | None) -> str:
-        """A token other than `stale`: one process fetches under a lease, the others wait and re-read."""
-        key, owner = f"wecom-token:{self.corp_id}:{self.agent_id}", uuid.uuid4().hex
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._lease_ttl
-        while True:
-            if await self.state.acquire(key, owner, self._lease_ttl):
-                try:
-                    cached = await self.state.get_token(self.token_key)
-                    if cached and cached != stale:
-                        return cached
-                    return await self._fetch_token()
-                finally:
-                    await self.state.release(key, owner)
-            if loop.time() >= deadline:
-                raise Retryable(None, "timed out waiting for another process to fetch the WeCom token")
-            await asyncio.sleep(TOKEN_WAIT_STEP)
-            cached = await self.state.get_token(self.token_key)
-            if cached and cached != stale:
-                return cached
 
     async def _fetch_token(self) -> str:
         params = {"corpid": self.corp_id, "corpsecret": self._secret}
