@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import re
+import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,11 +27,12 @@ from handlers.workflow import Limits
 from storage import deadlines
 from storage.db import session_factory
 from storage.models import OutboxMessage, WorkOrder, WorkOrderEvent
-from storage.state import MemoryState, StateStore
-from tests.conftest import Start
+from storage.state import MemoryState, RedisState, StateStore
+from tests.conftest import REDIS_URL, Start
 from tests.fake_helpers import Clock, FakeServer, eventually
 from tests.wechat_sim import WeChatPlatform
 
+ROOT = Path(__file__).resolve().parents[1]
 LEADER = "oLeader-xiaotang-1"
 ADMIN = "oAdmin-xiaotang"
 STREET = "oStreet-longqiao"
@@ -430,3 +433,34 @@ class TestRules:
         at = [due + timedelta(seconds=s) for s in (-HOUR - 1, -HOUR, 0, HOUR, 2 * HOUR, 30 * DAY)]
         assert [target_step(due, 2 * HOUR, accept.offsets, t) for t in at] == [0, 1, 2, 3, 4, 4]
         assert [target_step(due, 3 * DAY, PHASES[2].offsets, t) for t in at] == [0, 0, 1, 1, 1, 1]
+
+
+async def test_two_processes_fire_each_step_once(world: World, backend: str, database_url: str) -> None:
+    """Two OS processes run a timer pass at the same moment over one PostgreSQL and one Redis."""
+    if backend != "server":
+        pytest.skip("several processes need PostgreSQL + Redis; the embedded backend is one process")
+    numbers = [await world.report(f"筱塘新村{i}号楼楼道灯坏了", f"oResident{i}") for i in range(1, 4)]
+    assert isinstance(world.state, RedisState)
+    taken = 0
+    for hours in (1, 2, 3, 4):  # each hour one more step is due: remind, remind, escalate, escalate
+        now = str(world.clock() + hours * HOUR)
+        argv = [database_url, REDIS_URL, world.state.prefix, now]
+        runs = [
+            await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "tests.timer_pass", *argv, cwd=ROOT, stdout=asyncio.subprocess.PIPE
+            )
+            for _ in range(2)
+        ]
+        outputs = await asyncio.gather(*(run.communicate() for run in runs))
+        assert all(run.returncode == 0 for run in runs)
+        taken += sum(int(out.decode().strip().splitlines()[-1]) for out, _ in outputs)
+    assert taken == 4 * len(numbers)
+    for n in numbers:
+        assert [k for k, _ in await timer_events(world.engine, n)] == [
+            "remind",
+            "remind",
+            "escalate",
+            "escalate",
+        ]
+    notices = await timer_notices(world.engine)
+    assert len({m.send_key for m in notices}) == len(notices)
