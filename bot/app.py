@@ -72,6 +72,7 @@ def create_app(
             app_id=settings.wecom.corp_id,
             clock=clock,
         )
+    app.cleanup_ctx.append(_classifier)
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_state(state))
     app.cleanup_ctx.append(_services)
@@ -96,6 +97,20 @@ def _demo_wechat(settings: Settings) -> Settings:
     api_base = f"http://{server.host}:{server.port}{FAKE_PREFIX}"
     wechat = replace(settings.wechat, api_base=api_base, app_id=DEMO_APP_ID, app_secret=DEMO_APP_SECRET)
     return replace(settings, wechat=wechat)
+
+
+async def _classifier(app: web.Application) -> AsyncIterator[None]:
+    """Load the rules and the segmenter's dictionary in a thread while the database starts."""
+    rules = app[keys.SETTINGS].nlp.rules
+    app[keys.CLASSIFIER] = asyncio.create_task(asyncio.to_thread(_load_classifier, rules))
+    yield
+    app[keys.CLASSIFIER].cancel()
+
+
+def _load_classifier(rules: str) -> Classifier:
+    classifier = Classifier.load(rules or None)
+    classifier.warm_up()
+    return classifier
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:
@@ -143,7 +158,11 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         log.info("organisation loaded from %s: %s", settings.org.file, summary)
     async with app[keys.SESSIONS]() as session:
         directory = await Directory.load(session)
-    classifier = await asyncio.to_thread(_load_classifier, settings.nlp.rules, directory)
+    try:
+        classifier = await app[keys.CLASSIFIER]
+    except ValueError as exc:  # a bad rules file
+        raise StartupError(str(exc)) from None
+    classifier.add_words(directory.names())
     app[keys.SERVICES] = Services(
         classifier,
         directory,
@@ -152,13 +171,6 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         weights=settings.report.weights,
     )
     yield
-
-
-def _load_classifier(rules: str, directory: Directory) -> Classifier:
-    classifier = Classifier.load(rules or None)
-    classifier.add_words(directory.names())
-    classifier.warm_up()
-    return classifier
 
 
 def limits(sla: Limits, classifier: Classifier) -> Limits:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 from aiohttp import web
@@ -14,6 +15,7 @@ from bot.outbox import OutboxWorker
 from bot.timers import TimerService
 from bot.wechat import Channel
 from handlers.context import Services
+from nlp.classifier import Classifier
 from storage.state import StateStore
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -28,3 +30,4 @@ INBOX = web.AppKey("inbox", Inbox)
 SERVICES = web.AppKey("services", Services)
 OUTBOX = web.AppKey("outbox", OutboxWorker)
 TIMERS = web.AppKey("timers", TimerService)
+CLASSIFIER = web.AppKey("classifier", asyncio.Task[Classifier])  # loading while the database starts

@@ -152,3 +152,21 @@ def test_report_prints_text_and_csv(config: Path, capsys: pytest.CaptureFixture[
     assert code == 2 and "2026-13" in err
     code, _, err = run(capsys, "report", "--unit", "atlantis", "-c", str(config))
     assert code == 2 and "atlantis" in err
+
+
+def test_serve_refuses_a_bad_rules_file_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text(
+        f'[wechat]\ntoken = "t"\n[nlp]\nrules = "{tmp_path / "none.toml"}"\n'
+        f'[storage]\ndatabase_url = "sqlite+aiosqlite:///{tmp_path / "g.db"}"\n[server]\nport = 1\n',
+        encoding="utf-8",
+    )
+    code, _, err = run(capsys, "serve", "-c", str(config))
+    assert code == 2 and "none.toml" in err and len(err.strip().splitlines()) == 1
+
+
+def test_several_workers_need_the_server_backend(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text('[wechat]\ntoken = "t"\n', encoding="utf-8")
+    code, _, err = run(capsys, "serve", "--workers", "2", "-c", str(config))
+    assert code == 2 and "PostgreSQL 和 Redis" in err

@@ -22,7 +22,8 @@ async def main(database_url: str, redis_url: str, prefix: str, now: float) -> in
         sessions = session_factory(engine)
         async with sessions() as session:
             directory = await Directory.load(session)
-        classifier = _load_classifier("", directory)
+        classifier = _load_classifier("")
+        classifier.add_words(directory.names())
         services = Services(classifier, directory, limits(demo_settings().sla, classifier))
         timers = TimerService(sessions, state, services, clock=lambda: now)
         return await timers.run_once()
