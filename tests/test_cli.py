@@ -154,7 +154,9 @@ def test_report_prints_text_and_csv(config: Path, capsys: pytest.CaptureFixture[
     assert code == 2 and "atlantis" in err
 
 
-def test_serve_refuses_a_bad_rules_file_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_serve_refuses_a_bad_rules_file_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     config = tmp_path / "c.toml"
     config.write_text(
         f'[wechat]\ntoken = "t"\n[nlp]\nrules = "{tmp_path / "none.toml"}"\n'
