@@ -299,13 +299,6 @@ def order_facts(order: OrderRow, start: datetime, cutoff: datetime) -> Counts:
     return facts
 
 
-def tally(orders: Iterable[OrderRow], start: datetime, cutoff: datetime) -> Counts:
-    total = Counts()
-    for order in orders:
-        total += order_facts(order, start, cutoff)
-    return total
-
-
 # --- units --------------------------------------------------------------------------------------
 
 
