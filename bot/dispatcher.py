@@ -29,7 +29,6 @@ Filter = Callable[[Context], bool]
 STAFF_WORDS = frozenset({"待办", "接单", "领单", "进展", "办结", "转派", "退单", "延期"})
 ADMIN_WORDS = frozenset({"状态", "列表", "逾期", "派单", "督办", "统计", "排名"})
 RESIDENT_WORDS = frozenset({"查询", "评价", "撤销", "催办", "绑定"})
-# The WeCom app is for staff; residents use the official account. (Belongs in handlers/texts.py.)
 DEFERRED_PER_REPLY = 3  # with the reply itself this stays within WeChat's 2048 bytes; the rest wait
 
 
@@ -172,7 +171,7 @@ class Dispatcher:
         """Handle the stored message once; a copy handled meanwhile answers with the stored reply."""
         now = datetime.fromtimestamp(self.clock(), UTC)
         async with self.sessions() as session, session.begin():
-            # Read after the lease (and, on PostgreSQL, under the row's lock): a copy may be done already.
+            # Under the row's lock (PostgreSQL; SQLite's one connection serialises): a copy may be done already.
             stored = await lock_inbound(session, inbound_id)
             if stored.handled:
                 return stored.reply or None
