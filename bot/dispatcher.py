@@ -186,12 +186,11 @@ class Dispatcher:
                 inbound_id=inbound_id,
                 command=parse(msg.text) if msg.kind in ("text", "voice") else None,
             )
-            if msg.kind != "event" and not await self.state.allow(
-                ctx.pending_key, self.rate_limit.limit, self.rate_limit.window
-            ):
-                reply: str | None = texts.THROTTLED
-            else:
-                reply = await self.route(ctx)(ctx)
+            allowed = True
+            if msg.kind != "event":
+                limit, window = self.rate_limit.limit, self.rate_limit.window
+                allowed, ctx.pending = await self.state.admit(ctx.pending_key, limit, window)
+            reply = await self.route(ctx)(ctx) if allowed else texts.THROTTLED
             if msg.kind != "event" or msg.event == "subscribe":
                 reply = await _with_deferred(session, msg, reply, now)
             await mark_handled(session, inbound_id, reply or "", now, ctx.order_id)

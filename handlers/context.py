@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -73,6 +74,7 @@ class Context:
     command: Command | None = None
     queued: list[str] = field(default_factory=list)  # send keys queued for the outbox in this transaction
     order_id: int | None = None  # the order this message opened or was added to
+    pending: dict[str, Any] | None = None  # the question the bot was waiting on, read with the rate limit
 
     @property
     def pending_key(self) -> str:

@@ -63,7 +63,7 @@ class Where:
 async def report(ctx: Context) -> str:
     """A resident's text (or voice, or link title): a new request, or the answer to our question."""
     resident = await touch_resident(ctx.session, ctx.speaker.openid, ctx.now)
-    pending = await ctx.state.get_pending(ctx.pending_key) or {}
+    pending = ctx.pending or {}
     text = ctx.msg.text.strip()
     if pending.get("ask") and text in _CANCEL:
         await ctx.state.clear_pending(ctx.pending_key)
@@ -95,7 +95,7 @@ async def location(ctx: Context) -> str:
     if ctx.msg.location is None:
         return texts.LOCATION_RECEIVED
     lat, lng = ctx.msg.location
-    pending = await ctx.state.get_pending(ctx.pending_key) or {}
+    pending = ctx.pending or {}
     grid = ctx.services.directory.grid_near(lat, lng)
     if grid is None:
         return texts.PLACE_NOT_FOUND

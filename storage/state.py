@@ -75,6 +75,10 @@ class StateStore(abc.ABC):
     async def allow(self, user: str, limit: int, window: float) -> bool:
         """True if this hit is allowed: fewer than `limit` allowed hits in the last `window` seconds."""
 
+    async def admit(self, user: str, limit: int, window: float) -> tuple[bool, dict[str, Any] | None]:
+        """`allow` and `get_pending` together: what a message needs first (Redis: one round trip)."""
+        return await self.allow(user, limit, window), await self.get_pending(user)
+
     @abc.abstractmethod
     async def get_token(self, app: str) -> str | None:
         """The cached access token for `app`, or None."""
@@ -312,6 +316,17 @@ class RedisState(StateStore):
         _check_ttl(window, "window")
         args = [limit, _ms(window), uuid.uuid4().hex]
         return bool(await self._allow(keys=[self._key("rate", user)], args=args))
+
+    async def admit(self, user: str, limit: int, window: float) -> tuple[bool, dict[str, Any] | None]:
+        _check_limit(limit)
+        _check_ttl(window, "window")
+        async with self.client.pipeline(transaction=False) as pipe:
+            args = [limit, _ms(window), uuid.uuid4().hex]
+            await self._allow(keys=[self._key("rate", user)], args=args, client=pipe)
+            pipe.get(self._key("pending", user))
+            allowed, raw = await pipe.execute()
+        pending = _text(raw)
+        return bool(allowed), None if pending is None else json.loads(pending)
 
     async def get_token(self, app: str) -> str | None:
         return _text(await self.client.get(self._key("token", app)))

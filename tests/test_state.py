@@ -59,6 +59,14 @@ def advance(store: StateStore, clock: FakeClock) -> Advance:
 
 
 class TestStateStore:
+    async def test_admit_counts_a_hit_and_reads_the_pending_question(self, store: StateStore) -> None:
+        assert await store.admit("oU", 2, 60) == (True, None)
+        await store.set_pending("oU", {"ask": "place", "text": "路灯坏了"}, 60)
+        assert await store.admit("oU", 2, 60) == (True, {"ask": "place", "text": "路灯坏了"})
+        assert await store.admit("oU", 2, 60) == (False, {"ask": "place", "text": "路灯坏了"})
+        assert await store.allow("oU", 2, 60) is False  # admit's hits count towards the same limit
+        assert await store.admit("oOther", 2, 60) == (True, None)
+
     async def test_add_once_first_second_and_after_expiry(self, store: StateStore, advance: Advance) -> None:
         assert await store.add_once("msg:1", 0.2) is True
         assert await store.add_once("msg:1", 0.2) is False
