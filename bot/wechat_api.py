@@ -99,6 +99,22 @@ class TencentTransport:
     _lease_ttl: float
     retryable: frozenset[int] = frozenset()  # errcodes that mean "try again later" for this API
 
+    def __init__(
+        self,
+        http: aiohttp.ClientSession,
+        api_base: str,
+        state: StateStore,
+        clock: Callable[[], float],
+        timeout: float,
+    ) -> None:
+        self.http = http
+        self.api_base = api_base.rstrip("/")
+        self.state = state
+        self.clock = clock
+        self.timeout = aiohttp.ClientTimeout(total=timeout)
+        self._lease_ttl = timeout + 5  # outlives one token request, so a crashed fetcher frees it soon
+        self.token_expires_at: float | None = None  # on `clock`, for the token this process fetched last
+
     async def access_token(self) -> str:
         """The shared token, fetching it if no process has."""
         token = await self.state.get_token(self.token_key)
@@ -189,18 +205,12 @@ class WeChatAPI(TencentTransport):
         clock: Callable[[], float] = time.time,
         timeout: float = 10.0,
     ) -> None:
-        self.http = http
-        self.api_base = api_base.rstrip("/")
+        super().__init__(http, api_base, state, clock, timeout)
         self.app_id = app_id
         self._secret = app_secret
-        self.state = state
-        self.clock = clock
-        self.timeout = aiohttp.ClientTimeout(total=timeout)
-        self._lease_ttl = timeout + 5  # outlives one token request, so a crashed fetcher frees it soon
         self.name = "wechat"
         self.token_key = app_id
         self.lease_key = f"wechat-token:{app_id}"
-        self.token_expires_at: float | None = None  # on `clock`, for the token this process fetched last
 
     def __repr__(self) -> str:  # never show the secret
         return f"WeChatAPI(app_id={self.app_id!r}, api_base={self.api_base!r})"

@@ -68,16 +68,10 @@ class WeComAPI(TencentTransport):
         clock: Callable[[], float] = time.time,
         timeout: float = 10.0,
     ) -> None:
-        self.http = http
-        self.api_base = api_base.rstrip("/")
+        super().__init__(http, api_base, state, clock, timeout)
         self.corp_id = corp_id
         self.agent_id = agent_id
         self._secret = secret
-        self.state = state
-        self.clock = clock
-        self.timeout = aiohttp.ClientTimeout(total=timeout)
-        self._lease_ttl = timeout + 5  # outlives one token request, so a crashed fetcher frees it soon
-        self.token_expires_at: float | None = None  # on `clock`, for the token this process fetched last
         # Each app of a corp has its own secret and therefore its own token.
         self.token_key = f"wecom:{corp_id}:{agent_id}"
         self.lease_key = f"wecom-token:{corp_id}:{agent_id}"

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 
 from handlers.directory import Directory, StaffInfo
+from handlers.rates import CHINA
 from handlers.workflow import STATE_NAMES
 from storage.models import WorkOrder, WorkOrderEvent
 
 _SHORT = 16
-CHINA = timezone(timedelta(hours=8), "Asia/Shanghai")
 
 
 def local_time(moment: datetime | None) -> str:
