@@ -29,7 +29,14 @@ from handlers.context import Services
 from handlers.directory import Directory
 from handlers.workflow import Limits
 from nlp.classifier import Classifier
-from storage.db import create_engine, current_revision, head_revision, session_factory, upgrade
+from storage.db import (
+    create_engine,
+    current_revision,
+    head_revision,
+    session_factory,
+    single_statement_sessions,
+    upgrade,
+)
 from storage.org import apply_org, load_org_file
 from storage.state import StateStore, open_state
 
@@ -126,6 +133,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
         raise
     app[keys.ENGINE] = engine
     app[keys.SESSIONS] = session_factory(engine)
+    app[keys.STATEMENT_SESSIONS] = single_statement_sessions(engine)
     yield
     await engine.dispose()
 
@@ -215,7 +223,10 @@ async def _outbox(app: web.Application) -> AsyncIterator[None]:
             )
             senders["wecom"] = WeComSender(wecom)
         worker = OutboxWorker(
-            app[keys.SESSIONS], ChannelSender(senders), clock=app[keys.CLOCK], metrics=app[keys.METRICS]
+            app[keys.STATEMENT_SESSIONS],
+            ChannelSender(senders),
+            clock=app[keys.CLOCK],
+            metrics=app[keys.METRICS],
         )
         app[keys.OUTBOX] = worker
         task = asyncio.create_task(worker.run(), name="outbox")
@@ -251,5 +262,7 @@ async def _inbox(app: web.Application) -> AsyncIterator[None]:
         clock=app[keys.CLOCK],
         on_queued=app[keys.OUTBOX].wake,
     )
-    app[keys.INBOX] = Inbox(app[keys.SESSIONS], dispatcher, app[keys.METRICS], clock=app[keys.CLOCK])
+    app[keys.INBOX] = Inbox(
+        app[keys.STATEMENT_SESSIONS], dispatcher, app[keys.METRICS], clock=app[keys.CLOCK]
+    )
     yield

@@ -23,6 +23,8 @@ CLOCK = web.AppKey("clock", Callable[[], float])
 METRICS = web.AppKey("metrics", Metrics)
 ENGINE = web.AppKey("engine", AsyncEngine)
 SESSIONS = web.AppKey("sessions", async_sessionmaker[AsyncSession])
+# one statement per unit of work (storage.db.single_statement_sessions)
+STATEMENT_SESSIONS = web.AppKey("statement_sessions", async_sessionmaker[AsyncSession])
 STATE = web.AppKey("state", StateStore)
 WECHAT = web.AppKey("wechat", Channel)
 WECOM = web.AppKey("wecom", Channel)  # set only when `[wecom]` is configured

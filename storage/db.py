@@ -92,6 +92,18 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
+def single_statement_sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions for work that is one statement at a time (store a message, claim or settle an outbox row).
+
+    On PostgreSQL they run in autocommit over the same pool: one round trip per statement instead of
+    BEGIN, statement, COMMIT. Each statement must be atomic on its own. SQLite keeps its plain sessions:
+    its one connection serialises writers anyway, and switching its isolation level costs a thread hop.
+    """
+    if engine.dialect.name != "postgresql":
+        return session_factory(engine)
+    return session_factory(engine.execution_options(isolation_level="AUTOCOMMIT"))
+
+
 def alembic_config() -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
