@@ -172,7 +172,9 @@ class Dispatcher:
         now = datetime.fromtimestamp(self.clock(), UTC)
         async with self.sessions() as session, session.begin():
             # Under the row's lock (PostgreSQL; SQLite's one connection serialises): a copy may be done already.
-            stored = await lock_inbound(session, inbound_id)
+            stored = await lock_inbound(
+                session, inbound_id, msg.channel, msg.sender, now - intake.PHOTO_WINDOW
+            )
             if stored.handled:
                 return stored.reply or None
             speaker = identify(self.services.directory, msg)
@@ -185,13 +187,14 @@ class Dispatcher:
                 now=now,
                 inbound_id=inbound_id,
                 command=parse(msg.text) if msg.kind in ("text", "voice") else None,
+                loose_images=stored.loose_images,
             )
             allowed = True
             if msg.kind != "event":
                 limit, window = self.rate_limit.limit, self.rate_limit.window
                 allowed, ctx.pending = await self.state.admit(ctx.pending_key, limit, window)
             reply = await self.route(ctx)(ctx) if allowed else texts.THROTTLED
-            if msg.kind != "event" or msg.event == "subscribe":
+            if stored.deferred and (msg.kind != "event" or msg.event == "subscribe"):
                 reply = await _with_deferred(session, msg, reply, now)
             await mark_handled(session, inbound_id, reply or "", now, ctx.order_id)
         if ctx.queued and self.on_queued is not None:

@@ -75,6 +75,7 @@ class Context:
     queued: list[str] = field(default_factory=list)  # send keys queued for the outbox in this transaction
     order_id: int | None = None  # the order this message opened or was added to
     pending: dict[str, Any] | None = None  # the question the bot was waiting on, read with the rate limit
+    loose_images: bool = True  # False: the sender surely has no recent photo waiting for an order
 
     @property
     def pending_key(self) -> str:

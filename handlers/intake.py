@@ -243,9 +243,10 @@ async def open_order(ctx: Context, text: str, where: Where, *, category: str | N
     }
     order.id = await insert_order(ctx.session, columns, [{**event, "at": ctx.now} for event in events])
     ctx.order_id = order.id
-    photos = await attach_loose_images(
-        ctx.session, ctx.msg.channel, ctx.speaker.openid, ctx.now - PHOTO_WINDOW, order.id
-    )
+    photos: list[dict[str, Any]] = []
+    if ctx.loose_images:
+        since = ctx.now - PHOTO_WINDOW
+        photos = await attach_loose_images(ctx.session, ctx.msg.channel, ctx.speaker.openid, since, order.id)
     if photos:
         await set_media(ctx.session, order.id, [_media(p.get("media_id"), p.get("pic_url")) for p in photos])
     await announce(ctx, order, assignment, where.label)

@@ -6,11 +6,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.db import insert_ignoring_conflicts, upsert
-from storage.models import InboundMessage, Resident
+from storage.models import InboundMessage, OutboxMessage, Resident
+from storage.outbox import DEFERRED
 
 
 @dataclass(frozen=True)
@@ -72,11 +73,32 @@ async def find_inbound(session: AsyncSession, channel: str, dedupe_key: str) -> 
 
 
 _INBOUND = InboundMessage.__table__
+_OUTBOX = OutboxMessage.__table__
+_EARLIER = _INBOUND.alias("earlier")
 # Built once: these run for every message.
 _LOCK_INBOUND = (
-    select(_INBOUND.c.reply, _INBOUND.c.handled_at)
+    select(
+        _INBOUND.c.reply,
+        _INBOUND.c.handled_at,
+        exists()
+        .where(
+            _OUTBOX.c.channel == bindparam("b_channel"),
+            _OUTBOX.c.recipient == bindparam("b_sender"),
+            _OUTBOX.c.status == DEFERRED,
+        )
+        .label("deferred"),
+        exists()
+        .where(
+            _EARLIER.c.channel == bindparam("b_channel"),
+            _EARLIER.c.sender == bindparam("b_sender"),
+            _EARLIER.c.kind == "image",
+            _EARLIER.c.order_id.is_(None),
+            _EARLIER.c.received_at >= bindparam("b_since"),
+        )
+        .label("loose_images"),
+    )
     .where(_INBOUND.c.id == bindparam("b_id"))
-    .with_for_update()
+    .with_for_update(of=_INBOUND)
 )
 _MARK_HANDLED = (
     update(_INBOUND)
@@ -89,10 +111,24 @@ _MARK_HANDLED = (
 )
 
 
-async def lock_inbound(session: AsyncSession, inbound_id: int) -> InboundRecord:
+@dataclass(frozen=True)
+class InboundLock:
+    """The stored message under its lock, and what else its sender has waiting (each saves a statement
+    on the common message that has neither)."""
+
+    reply: str | None
+    handled: bool
+    deferred: bool  # notices kept for this person's next reply (45015/45047)
+    loose_images: bool  # photos sent since `images_since` that belong to no order yet
+
+
+async def lock_inbound(
+    session: AsyncSession, inbound_id: int, channel: str, sender: str, images_since: datetime
+) -> InboundLock:
     """The inbound row, locked for this transaction on PostgreSQL (a concurrent copy waits here)."""
-    row = (await session.execute(_LOCK_INBOUND, {"b_id": inbound_id})).one()
-    return InboundRecord(id=inbound_id, reply=row.reply, handled=row.handled_at is not None, duplicate=True)
+    params = {"b_id": inbound_id, "b_channel": channel, "b_sender": sender, "b_since": images_since}
+    row = (await session.execute(_LOCK_INBOUND, params)).one()
+    return InboundLock(row.reply, row.handled_at is not None, bool(row.deferred), bool(row.loose_images))
 
 
 async def mark_handled(

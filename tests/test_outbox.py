@@ -19,6 +19,7 @@ from bot.outbox import Backoff, ChannelSender, OutboxWorker, Sender, WeChatSende
 from storage import outbox
 from storage.db import create_engine, session_factory
 from storage.models import OutboxMessage
+from storage.repo import InboundLock, lock_inbound, record_inbound
 from storage.state import StateStore
 from tests.fake_helpers import Clock, FakeServer, eventually, make_api, start_fake
 
@@ -239,6 +240,37 @@ async def test_out_of_window_is_deferred_and_taken_once_for_the_next_reply(
     clock.advance(86400)
     assert await worker(sessions, sender, clock).run_once() == 0
     assert len(wx.fake.messages) == 1
+
+
+async def test_the_inbound_lock_says_whether_the_sender_has_notices_or_photos_waiting(
+    sessions: Sessions, sender: Sender, clock: Clock, wx: FakeServer
+) -> None:
+    async def stored(kind: str, key: str) -> int:
+        async with sessions() as session:
+            values = {"text": "", "payload": {}, "sent_at": clock.dt(), "received_at": clock.dt()}
+            record = await record_inbound(
+                session, channel="wechat", dedupe_key=key, sender="oA", kind=kind, **values
+            )
+            return record.id
+
+    async def lock(inbound_id: int, images_since: timedelta = timedelta(minutes=10)) -> InboundLock:
+        async with sessions() as session, session.begin():
+            return await lock_inbound(session, inbound_id, "wechat", "oA", clock.dt() - images_since)
+
+    first = await stored("text", "m1")
+    assert await lock(first) == InboundLock(reply=None, handled=False, deferred=False, loose_images=False)
+    await put(sessions, clock, "n1", to="oA")
+    await put(sessions, clock, "n2", to="oB")
+    wx.fake.fail_next("oA", 45015)
+    assert await worker(sessions, sender, clock).run_once() == 2
+    await stored("image", "m2")
+    clock.advance(60)
+    second = await stored("text", "m3")
+    assert await lock(second) == InboundLock(reply=None, handled=False, deferred=True, loose_images=True)
+    assert (await lock(second, images_since=timedelta(seconds=30))).loose_images is False
+    async with sessions() as session, session.begin():
+        assert len(await outbox.take_deferred(session, "wechat", "oA")) == 1
+    assert (await lock(second)).deferred is False
 
 
 async def test_quota_pauses_the_worker_and_keeps_the_message(
