@@ -237,18 +237,33 @@ return 0
 
 # KEYS[1] sorted set of allowed hits (score = server time in ms); ARGV[1] limit, ARGV[2] window ms,
 # ARGV[3] unique member. Server time, so workers with skewed clocks share one window.
-_ALLOW_LUA = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
-local window = tonumber(ARGV[2])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
-if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then
-  return 0
+_RATE_LUA = """
+local function allow(key, limit, window, member)
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+  if redis.call('ZCARD', key) >= limit then
+    return 0
+  end
+  redis.call('ZADD', key, now, member)
+  redis.call('PEXPIRE', key, window)
+  return 1
 end
-redis.call('ZADD', KEYS[1], now, ARGV[3])
-redis.call('PEXPIRE', KEYS[1], window)
-return 1
 """
+_ALLOW_LUA = _RATE_LUA + "return allow(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3])\n"
+# The rate limit and the pending question in one call (a script inside a pipeline would cost an extra
+# SCRIPT EXISTS round trip every time).
+_ADMIT_LUA = (
+    _RATE_LUA
+    + """
+local allowed = allow(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3])
+local pending = redis.call('GET', KEYS[2])
+if pending then
+  return {allowed, pending}
+end
+return {allowed}
+"""
+)
 
 
 def _ms(seconds: float) -> int:
@@ -277,6 +292,7 @@ class RedisState(StateStore):
         self._acquire = client.register_script(_ACQUIRE_LUA)
         self._release = client.register_script(_RELEASE_LUA)
         self._allow = client.register_script(_ALLOW_LUA)
+        self._admit = client.register_script(_ADMIT_LUA)
 
     @classmethod
     def from_url(cls, url: str, *, prefix: str = "gridbot:", ping_timeout: float = 2.0) -> RedisState:
@@ -320,13 +336,10 @@ class RedisState(StateStore):
     async def admit(self, user: str, limit: int, window: float) -> tuple[bool, dict[str, Any] | None]:
         _check_limit(limit)
         _check_ttl(window, "window")
-        async with self.client.pipeline(transaction=False) as pipe:
-            args = [limit, _ms(window), uuid.uuid4().hex]
-            await self._allow(keys=[self._key("rate", user)], args=args, client=pipe)
-            pipe.get(self._key("pending", user))
-            allowed, raw = await pipe.execute()
-        pending = _text(raw)
-        return bool(allowed), None if pending is None else json.loads(pending)
+        args = [limit, _ms(window), uuid.uuid4().hex]
+        reply = await self._admit(keys=[self._key("rate", user), self._key("pending", user)], args=args)
+        pending = _text(reply[1]) if len(reply) > 1 else None
+        return bool(reply[0]), None if pending is None else json.loads(pending)
 
     async def get_token(self, app: str) -> str | None:
         return _text(await self.client.get(self._key("token", app)))
