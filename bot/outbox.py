@@ -178,10 +178,7 @@ class OutboxWorker:
 
     async def _claim(self) -> OutboxMessage | None:
         async with self.sessions() as session, session.begin():
-            message = await outbox.claim_next(session, self._now(), self.lease)
-            if message is not None:
-                session.expunge(message)  # stays readable after commit, whatever the factory's expiry
-            return message
+            return await outbox.claim_next(session, self._now(), self.lease)
 
     async def _deliver(self, message: OutboxMessage) -> None:
         try:

@@ -80,40 +80,55 @@ async def enqueue(
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
+_OUTBOX = OutboxMessage.__table__
+_DUE = (_OUTBOX.c.status == PENDING) & (_OUTBOX.c.next_attempt_at <= bindparam("b_now"))
+# Built once: the worker runs these for every message it sends.
+_CLAIM = (
+    update(_OUTBOX)
+    .where(
+        _OUTBOX.c.id
+        == select(_OUTBOX.c.id)
+        .where(_DUE)
+        .order_by(_OUTBOX.c.next_attempt_at, _OUTBOX.c.id)
+        .limit(1)
+        .with_for_update(skip_locked=True)  # rendered on PostgreSQL only
+        .scalar_subquery(),
+        _DUE,
+    )
+    .values(next_attempt_at=bindparam("b_until"), attempts=_OUTBOX.c.attempts + 1)
+    .returning(*_OUTBOX.c)
+)
+
+
 async def claim_next(session: AsyncSession, now: datetime, lease_seconds: float) -> OutboxMessage | None:
     """Take the most overdue pending row for `lease_seconds`, or None when nothing is due.
 
     One statement, so it is atomic on SQLite; on PostgreSQL `SKIP LOCKED` lets concurrent claimers pass
-    each other instead of queueing on the same row. The caller commits before sending.
+    each other instead of queueing on the same row. The caller commits before sending. The row comes
+    back as a detached `OutboxMessage`, readable after the session closes.
     """
-    due = (OutboxMessage.status == PENDING) & (OutboxMessage.next_attempt_at <= now)
-    candidate = (
-        select(OutboxMessage.id)
-        .where(due)
-        .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
-        .limit(1)
-        .with_for_update(skip_locked=True)  # rendered on PostgreSQL only
-        .scalar_subquery()
-    )
-    stmt = (
-        update(OutboxMessage)
-        .where(OutboxMessage.id == candidate, due)
-        .values(
-            next_attempt_at=now + timedelta(seconds=lease_seconds),
-            attempts=OutboxMessage.attempts + 1,
-        )
-        .returning(OutboxMessage)
-        .execution_options(synchronize_session=False, populate_existing=True)
-    )
-    return (await session.scalars(stmt)).one_or_none()
+    params = {"b_now": now, "b_until": now + timedelta(seconds=lease_seconds)}
+    row = (await session.execute(_CLAIM, params)).one_or_none()
+    return None if row is None else OutboxMessage(**row._mapping)
+
+
+@functools.cache
+def _settle(fenced: bool, columns: tuple[str, ...]) -> Any:
+    """UPDATE a pending row's `columns` (bind parameters named after them); fenced: only if `attempts`
+    is still the value the claim returned."""
+    where = [_OUTBOX.c.id == bindparam("b_id"), _OUTBOX.c.status == PENDING]
+    if fenced:
+        where.append(_OUTBOX.c.attempts == bindparam("b_fence"))
+    return update(_OUTBOX).where(*where).values({name: bindparam(f"v_{name}") for name in columns})
 
 
 async def _set(session: AsyncSession, message_id: int, fence: int | None, **values: Any) -> bool:
     """Update a pending row; with `fence`, only if no claim came after the one that read `attempts`."""
-    stmt = update(OutboxMessage).where(OutboxMessage.id == message_id, OutboxMessage.status == PENDING)
+    statement = _settle(fence is not None, tuple(sorted(values)))
+    params = {"b_id": message_id, **{f"v_{name}": value for name, value in values.items()}}
     if fence is not None:
-        stmt = stmt.where(OutboxMessage.attempts == fence)
-    result = await session.execute(stmt.values(**values).execution_options(synchronize_session=False))
+        params["b_fence"] = fence
+    result = await session.execute(statement, params)
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
