@@ -109,14 +109,37 @@ async def scratch_redis_prefix(url: str = REDIS_URL, tag: str = "bench") -> Asyn
             await store.close()
 
 
-def process_cpu_seconds(pid: int) -> float | None:
-    """User + system CPU seconds a process has used so far (Linux /proc), or None if unavailable."""
+def process_cpu_seconds(pid: int, *, children: bool = False) -> float | None:
+    """User + system CPU seconds a process has used so far (Linux /proc), or None if unavailable;
+    `children` adds what its exited, reaped children used."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
         return None
     ticks = os.sysconf("SC_CLK_TCK")
-    return (int(fields[11]) + int(fields[12])) / ticks  # utime, stime (fields 14, 15 of stat)
+    used = int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15 of stat)
+    if children:
+        used += int(fields[13]) + int(fields[14])  # cutime, cstime
+    return used / ticks
+
+
+def services_cpu_seconds(names: Sequence[str] = ("postgres", "redis-server")) -> dict[str, float] | None:
+    """CPU seconds used so far by the local processes whose name starts with each of `names`, with their
+    exited children (PostgreSQL's autovacuum workers) — Linux /proc; None if unavailable."""
+    if not Path("/proc/stat").exists():
+        return None
+    totals = dict.fromkeys(names, 0.0)
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            comm = (entry / "comm").read_text().strip()
+        except OSError:
+            continue
+        name = next((n for n in names if comm.startswith(n[:15])), None)  # comm is cut at 15 characters
+        if name is not None:
+            totals[name] += process_cpu_seconds(int(entry.name), children=True) or 0.0
+    return totals
 
 
 async def wait_line(stream: asyncio.StreamReader, seconds: float) -> str:

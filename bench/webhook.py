@@ -31,6 +31,7 @@ import math
 import os
 import platform
 import pstats
+import random
 import re
 import signal
 import socket
@@ -54,6 +55,7 @@ from _common import (
     scratch_postgres,
     scratch_redis_prefix,
     servers_missing,
+    services_cpu_seconds,
     wait_line,
 )
 from aiohttp import web
@@ -342,6 +344,36 @@ async def fire(
     return outcomes, time.perf_counter() - started
 
 
+async def fire_at_rate(
+    session: aiohttp.ClientSession, pushes: list[Push], rate: float, seed: int = 1
+) -> tuple[list[Outcome | str], float]:
+    """Open loop: each push starts at its own moment of a Poisson process of `rate` per second, whatever
+    the server is doing. Latency counts from that scheduled moment, so a client that falls behind
+    cannot hide the server's queue (no coordinated omission)."""
+    outcomes: list[Outcome | str] = ["not sent"] * len(pushes)
+    arrivals = random.Random(seed)
+    loop = asyncio.get_running_loop()
+
+    async def send(i: int, due: float) -> None:
+        push = pushes[i]
+        try:
+            async with session.post(
+                push.url, data=push.body, headers={"Content-Type": "text/xml"}
+            ) as response:
+                body = await response.text()
+            outcomes[i] = Outcome(response.status, body, loop.time() - due)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            outcomes[i] = f"{type(exc).__name__}: {exc}"
+
+    started = due = loop.time()
+    async with asyncio.TaskGroup() as group:
+        for i in range(len(pushes)):
+            due += arrivals.expovariate(rate)
+            await asyncio.sleep(max(0.0, due - loop.time()))
+            group.create_task(send(i, due))
+    return outcomes, loop.time() - started
+
+
 def check(wechat: WeChatPlatform, push: Push, outcome: Outcome | str) -> str | None:
     """None if the reply is what the platform should get back, else what is wrong."""
     if isinstance(outcome, str):
@@ -414,6 +446,22 @@ class Result:
     error_samples: list[str] = field(default_factory=list)
     outbox: dict[str, int] = field(default_factory=dict)
     background: float | None = None  # host busy fraction just before the run (others' load)
+    offered: float | None = None  # open loop: the arrival rate asked for; None: closed loop
+    cpu_split: dict[str, float] = field(default_factory=dict)  # CPU ms per message by process
+
+    @property
+    def host_ms_per_msg(self) -> float | None:
+        """CPU time of the whole host per message (every core, kernel included)."""
+        if self.host_cpu is None:
+            return None
+        return self.host_cpu * (os.cpu_count() or 1) / self.rate * 1000
+
+    @property
+    def ceiling(self) -> float | None:
+        """About the most messages per second this host can take: all its cores over the CPU the whole
+        host spends per message."""
+        total = self.host_ms_per_msg
+        return (os.cpu_count() or 1) * 1000 / total if total else None
 
     @property
     def cpu_ms_per_msg(self) -> str:
@@ -430,6 +478,26 @@ class Result:
             f"server_cpu={cpu} ({self.cpu_ms_per_msg} ms/msg) host_cpu={host} "
             f"busy_before={'n/a' if self.background is None else f'{self.background * 100:.0f}%'} "
             f"outbox_at_stop={','.join(f'{k}:{v}' for k, v in sorted(self.outbox.items())) or 'empty'}"
+            + (f" offered={self.offered:g}/s" if self.offered else "")
+            + self.split_text()
+        )
+
+    def split_text(self) -> str:
+        if not self.cpu_split:
+            return ""
+        parts = " ".join(f"{name}={ms:.2f}" for name, ms in self.cpu_split.items())
+        ceiling, host = self.ceiling, self.host_ms_per_msg
+        if host is not None:  # the kernel's loopback networking, exited processes, anything else
+            parts += f" other={max(0.0, host - sum(self.cpu_split.values())):.2f}"
+        return (
+            f"\n  cpu ms/msg: {parts} host={'n/a' if host is None else f'{host:.2f}'}"
+            + (f" → this host tops out near {ceiling:.0f} msg/s" if ceiling else "")
+            + (
+                f"; closed loop at {self.concurrency} the mean latency can't beat "
+                f"{self.concurrency / ceiling * 1000:.0f} ms"
+                if ceiling and not self.offered
+                else ""
+            )
         )
 
 
@@ -443,7 +511,7 @@ async def background_load(seconds: float = 1.0) -> float | None:
     return (after[0] - before[0]) / (after[1] - before[1])
 
 
-async def run_once(spec: ServerSpec, args: argparse.Namespace) -> Result:
+async def run_once(spec: ServerSpec, args: argparse.Namespace, rate: float | None) -> Result:
     idle_busy = await background_load()
     fake = web.AppRunner(create_fake_wechat_app(app_id=APP_ID, app_secret=APP_SECRET), access_log=None)
     await fake.setup()
@@ -462,7 +530,7 @@ async def run_once(spec: ServerSpec, args: argparse.Namespace) -> Result:
         base = f"http://127.0.0.1:{server.port}"
         wechat = WeChatPlatform(None, token=demo_settings().wechat.token, aes_key=AES_KEY, app_id=APP_ID)
         wechat.mode = spec.mode
-        connector = aiohttp.TCPConnector(limit=args.concurrency)
+        connector = aiohttp.TCPConnector(limit=0 if rate else args.concurrency)
         timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT)
         async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
             warm = build_pushes(wechat, base, args.warmup, "W")
@@ -473,7 +541,12 @@ async def run_once(spec: ServerSpec, args: argparse.Namespace) -> Result:
             pushes = build_pushes(wechat, base, args.messages, "M", first=args.warmup)
             await server.start_profile()
             cpu_before, host_before = sum(process_cpu_seconds(pid) or 0.0 for pid in pids), host_cpu_ticks()
-            outcomes, wall = await fire(session, pushes, args.concurrency)
+            services_before, bench_before = services_cpu_seconds(), time.process_time()
+            if rate:
+                outcomes, wall = await fire_at_rate(session, pushes, rate)
+            else:
+                outcomes, wall = await fire(session, pushes, args.concurrency)
+            bench_cpu, services_after = time.process_time() - bench_before, services_cpu_seconds()
             cpu_after, host_after = sum(process_cpu_seconds(pid) or 0.0 for pid in pids), host_cpu_ticks()
     finally:
         for other in others:
@@ -504,6 +577,14 @@ async def run_once(spec: ServerSpec, args: argparse.Namespace) -> Result:
     if host_before and host_after and host_after[1] > host_before[1]:
         host_cpu = (host_after[0] - host_before[0]) / (host_after[1] - host_before[1])
     samples = [f"{count} × {text}" for text, count in Counter(errors).most_common(5)]
+    split: dict[str, float] = {}
+    if server_cpu is not None:
+        per_message = 1000 / args.messages
+        split["server"] = (cpu_after - cpu_before) * per_message
+        if services_before is not None and services_after is not None and spec.backend == "server":
+            for name in services_before:
+                split[name] = (services_after[name] - services_before[name]) * per_message
+        split["bench"] = bench_cpu * per_message  # client and fake WeChat API
     return Result(
         backend=spec.backend,
         mode=spec.mode,
@@ -519,19 +600,21 @@ async def run_once(spec: ServerSpec, args: argparse.Namespace) -> Result:
         error_samples=samples,
         outbox=stored.outbox,
         background=idle_busy,
+        offered=rate,
+        cpu_split=split,
     )
 
 
-async def run_backend(backend: str, mode: str, args: argparse.Namespace) -> Result:
+async def run_backend(backend: str, mode: str, args: argparse.Namespace, rate: float | None) -> Result:
     profile = profile_path(args, backend, mode)
     options = {"profile": profile, "profiler": args.profiler, "log_level": args.server_log}
     if backend == "embedded":
         with tempfile.TemporaryDirectory(prefix="gridbot-bench-") as tmp:
             url = f"sqlite+aiosqlite:///{Path(tmp) / 'gridbot.db'}"
-            return await run_once(ServerSpec(backend, mode, url, **options), args)
+            return await run_once(ServerSpec(backend, mode, url, **options), args, rate)
     async with scratch_postgres() as url, scratch_redis_prefix() as prefix:
         spec = ServerSpec(backend, mode, url, redis_url=REDIS_URL, redis_prefix=prefix, **options)
-        return await run_once(spec, args)
+        return await run_once(spec, args, rate)
 
 
 def profile_path(args: argparse.Namespace, backend: str, mode: str) -> str:
@@ -559,7 +642,7 @@ def print_table(results: list[Result]) -> None:
         "backend",
         "mode",
         "msgs",
-        "conc",
+        "load",
         "msg/s",
         "p50 ms",
         "p99 ms",
@@ -567,13 +650,14 @@ def print_table(results: list[Result]) -> None:
         "errors",
         "srv cpu",
         "cpu ms/msg",
+        "host ms/msg",
     )
     rows = [
         (
             r.backend,
             r.mode,
             str(r.messages),
-            str(r.concurrency),
+            f"{r.offered:g}/s" if r.offered else f"C={r.concurrency}",
             f"{r.rate:.0f}",
             f"{r.p50:.1f}",
             f"{r.p99:.1f}",
@@ -581,12 +665,23 @@ def print_table(results: list[Result]) -> None:
             str(r.errors),
             f"{r.server_cpu * 100:.0f}%" if r.server_cpu is not None else "n/a",
             r.cpu_ms_per_msg,
+            "n/a" if r.host_ms_per_msg is None else f"{r.host_ms_per_msg:.1f}",
         )
         for r in results
     ]
     widths = [max(len(row[i]) for row in [head, *rows]) for i in range(len(head))]
     for row in [head, *rows]:
         print("  ".join(cell.rjust(width) for cell, width in zip(row, widths, strict=True)))
+
+
+def positive_floats(text: str) -> list[float]:
+    try:
+        values = [float(item) for item in text.split(",") if item.strip()]
+    except ValueError:
+        values = []
+    if not values or any(not math.isfinite(v) or v <= 0 for v in values):
+        raise argparse.ArgumentTypeError("give rates per second above 0, e.g. 20,50,100")
+    return values
 
 
 def csv_list(allowed: tuple[str, ...]) -> Any:
@@ -625,13 +720,13 @@ def header(args: argparse.Namespace) -> str:
 async def main_async(args: argparse.Namespace) -> int:
     print(header(args), flush=True)
     results: list[Result] = []
-    for backend, mode in itertools.product(args.backends, args.modes):
+    for backend, mode, rate in itertools.product(args.backends, args.modes, args.rate or [None]):
         if backend == "server":
             reason = servers_missing()
             if reason:
                 print(f"backend=server mode={mode}: skipped ({reason})", flush=True)
                 continue
-        result = await run_backend(backend, mode, args)
+        result = await run_backend(backend, mode, args, rate)
         results.append(result)
         print(result.line(), flush=True)
         for sample in result.error_samples:
@@ -660,6 +755,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument(
+        "--rate",
+        type=positive_floats,
+        help="open loop instead: messages arrive at these rates per second (Poisson), e.g. 20,50,100",
+    )
     parser.add_argument("--warmup", type=int, default=200)
     parser.add_argument("--backends", type=csv_list(("embedded", "server")), default=["embedded", "server"])
     parser.add_argument("--modes", type=csv_list(("plain", "safe")), default=["plain", "safe"])
