@@ -1,8 +1,8 @@
 """Webhook benchmark: the real app over loopback, signed text pushes from concurrent senders.
 
-    python bench/webhook.py [--messages N] [--concurrency C] [--backends embedded,server]
-                            [--modes plain,safe] [--warmup W] [--in-process]
-                            [--profile DIR [--profiler pyinstrument|cprofile]]
+    python bench/webhook.py [--messages N] [--concurrency C | --rate R1,R2,…] [--workers W]
+                            [--backends embedded,server] [--modes plain,safe] [--warmup W]
+                            [--in-process] [--profile DIR [--profiler pyinstrument|cprofile]]
 
 For each backend × mode it starts `create_app` (by default in a child process, so the client's work
 does not share the server's event loop), sends W warm-up pushes and then N measured ones, each a
@@ -11,6 +11,12 @@ signature and AES in safe mode, and the acknowledgement "已受理，工单号 #
 with every order number given once. It then checks the database holds every message exactly once,
 handled, with one work order each. One line per run, then a table. Each push names a place of the
 demo org, so each runs the full intake (classify, place, grid, work order, staff notice queued).
+
+Closed loop (default): C senders each send the next push as soon as the last reply came back, so the
+server is saturated and latency is about C over the throughput. Open loop (--rate): pushes arrive at
+R per second whatever the server does, as residents' messages do; latency counts from each push's
+scheduled moment. Each run also prints CPU per message by process (server, PostgreSQL, Redis, this
+bench, and the rest of the host) and the throughput that total allows on this host's cores.
 
 embedded = SQLite file in a temp dir + in-process state.
 server   = a fresh PostgreSQL database on 127.0.0.1:5432 (dropped at the end) + Redis on 127.0.0.1:6379
