@@ -465,7 +465,7 @@ class Result:
     @property
     def ceiling(self) -> float | None:
         """About the most messages per second this host can take: all its cores over the CPU the whole
-        host spends per message."""
+        host spends per message (meaningful when the run saturates the host)."""
         total = self.host_ms_per_msg
         return (os.cpu_count() or 1) * 1000 / total if total else None
 
@@ -495,15 +495,12 @@ class Result:
         ceiling, host = self.ceiling, self.host_ms_per_msg
         if host is not None:  # the kernel's loopback networking, exited processes, anything else
             parts += f" other={max(0.0, host - sum(self.cpu_split.values())):.2f}"
-        return (
-            f"\n  cpu ms/msg: {parts} host={'n/a' if host is None else f'{host:.2f}'}"
-            + (f" → this host tops out near {ceiling:.0f} msg/s" if ceiling else "")
-            + (
-                f"; closed loop at {self.concurrency} the mean latency can't beat "
-                f"{self.concurrency / ceiling * 1000:.0f} ms"
-                if ceiling and not self.offered
-                else ""
-            )
+        return f"\n  cpu ms/msg: {parts} host={'n/a' if host is None else f'{host:.2f}'}" + (
+            # Only a saturated run shows the cost at full load (a light load costs more per message).
+            f" → this host tops out near {ceiling:.0f} msg/s; closed loop at {self.concurrency} the "
+            f"mean latency can't beat {self.concurrency / ceiling * 1000:.0f} ms"
+            if ceiling and not self.offered
+            else ""
         )
 
 
