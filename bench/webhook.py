@@ -323,6 +323,16 @@ def build_pushes(wechat: WeChatPlatform, base: str, messages: int, tag: str, fir
     return pushes
 
 
+async def post(session: aiohttp.ClientSession, push: Push, since: float) -> Outcome | str:
+    """Send one push; its latency counts from `since` (a `time.perf_counter()` value)."""
+    try:
+        async with session.post(push.url, data=push.body, headers={"Content-Type": "text/xml"}) as response:
+            body = await response.text()
+        return Outcome(response.status, body, time.perf_counter() - since)
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        return f"{type(exc).__name__}: {exc}"
+
+
 async def fire(
     session: aiohttp.ClientSession, pushes: list[Push], concurrency: int
 ) -> tuple[list[Outcome | str], float]:
@@ -332,16 +342,7 @@ async def fire(
 
     async def sender() -> None:
         for i in indices:
-            push = pushes[i]
-            started = time.perf_counter()
-            try:
-                async with session.post(
-                    push.url, data=push.body, headers={"Content-Type": "text/xml"}
-                ) as response:
-                    body = await response.text()
-                outcomes[i] = Outcome(response.status, body, time.perf_counter() - started)
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                outcomes[i] = f"{type(exc).__name__}: {exc}"
+            outcomes[i] = await post(session, pushes[i], time.perf_counter())
 
     started = time.perf_counter()
     async with asyncio.TaskGroup() as group:
@@ -358,26 +359,17 @@ async def fire_at_rate(
     cannot hide the server's queue (no coordinated omission)."""
     outcomes: list[Outcome | str] = ["not sent"] * len(pushes)
     arrivals = random.Random(seed)
-    loop = asyncio.get_running_loop()
 
     async def send(i: int, due: float) -> None:
-        push = pushes[i]
-        try:
-            async with session.post(
-                push.url, data=push.body, headers={"Content-Type": "text/xml"}
-            ) as response:
-                body = await response.text()
-            outcomes[i] = Outcome(response.status, body, loop.time() - due)
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            outcomes[i] = f"{type(exc).__name__}: {exc}"
+        outcomes[i] = await post(session, pushes[i], due)
 
-    started = due = loop.time()
+    started = due = time.perf_counter()
     async with asyncio.TaskGroup() as group:
         for i in range(len(pushes)):
             due += arrivals.expovariate(rate)
-            await asyncio.sleep(max(0.0, due - loop.time()))
+            await asyncio.sleep(max(0.0, due - time.perf_counter()))
             group.create_task(send(i, due))
-    return outcomes, loop.time() - started
+    return outcomes, time.perf_counter() - started
 
 
 def check(wechat: WeChatPlatform, push: Push, outcome: Outcome | str) -> str | None:
