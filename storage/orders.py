@@ -110,15 +110,23 @@ _INBOUND = InboundMessage.__table__
 _INSERT_ORDER = insert(_ORDER).returning(_ORDER.c.id)
 _INSERT_EVENT = insert(_EVENT)
 _SET_MEDIA = update(_ORDER).where(_ORDER.c.id == bindparam("b_id")).values(media=bindparam("b_media"))
+
+
+def loose_images(inbound: Any = _INBOUND) -> tuple[Any, ...]:
+    """Where an inbound row (of `inbound`, the table or an alias) is a photo one person sent since a
+    moment that belongs to no order yet (bind `b_channel`, `b_sender`, `b_since`)."""
+    return (
+        inbound.c.channel == bindparam("b_channel"),
+        inbound.c.sender == bindparam("b_sender"),
+        inbound.c.kind == "image",
+        inbound.c.order_id.is_(None),
+        inbound.c.received_at >= bindparam("b_since"),
+    )
+
+
 _ATTACH_IMAGES = (
     update(_INBOUND)
-    .where(
-        _INBOUND.c.channel == bindparam("b_channel"),
-        _INBOUND.c.sender == bindparam("b_sender"),
-        _INBOUND.c.kind == "image",
-        _INBOUND.c.order_id.is_(None),
-        _INBOUND.c.received_at >= bindparam("b_since"),
-    )
+    .where(*loose_images())
     .values(order_id=bindparam("b_order"))
     .returning(_INBOUND.c.id, _INBOUND.c.payload)
 )

@@ -196,16 +196,21 @@ async def take_deferred(
     return sorted(notices, key=lambda notice: (notice.created_at, notice.id))
 
 
+def deferred_for_recipient() -> tuple[Any, ...]:
+    """Where a row is a notice kept for the reply to one person (bind `b_channel`, `b_recipient`)."""
+    return (
+        _OUTBOX.c.channel == bindparam("b_channel"),
+        _OUTBOX.c.recipient == bindparam("b_recipient"),
+        _OUTBOX.c.status == DEFERRED,
+    )
+
+
 @functools.cache
 def _take_deferred(limit: int | None) -> Any:
-    table = OutboxMessage.__table__
+    table = _OUTBOX
     oldest = (
         select(table.c.id)
-        .where(
-            table.c.channel == bindparam("b_channel"),
-            table.c.recipient == bindparam("b_recipient"),
-            table.c.status == DEFERRED,
-        )
+        .where(*deferred_for_recipient())
         .order_by(table.c.created_at, table.c.id)
         .limit(limit)
     )

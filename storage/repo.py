@@ -10,8 +10,9 @@ from sqlalchemy import bindparam, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.db import insert_ignoring_conflicts, upsert
-from storage.models import InboundMessage, OutboxMessage, Resident
-from storage.outbox import DEFERRED
+from storage.models import InboundMessage, Resident
+from storage.orders import loose_images
+from storage.outbox import deferred_for_recipient
 
 
 @dataclass(frozen=True)
@@ -73,29 +74,13 @@ async def find_inbound(session: AsyncSession, channel: str, dedupe_key: str) -> 
 
 
 _INBOUND = InboundMessage.__table__
-_OUTBOX = OutboxMessage.__table__
-_EARLIER = _INBOUND.alias("earlier")
 # Built once: these run for every message.
 _LOCK_INBOUND = (
     select(
         _INBOUND.c.reply,
         _INBOUND.c.handled_at,
-        exists()
-        .where(
-            _OUTBOX.c.channel == bindparam("b_channel"),
-            _OUTBOX.c.recipient == bindparam("b_sender"),
-            _OUTBOX.c.status == DEFERRED,
-        )
-        .label("deferred"),
-        exists()
-        .where(
-            _EARLIER.c.channel == bindparam("b_channel"),
-            _EARLIER.c.sender == bindparam("b_sender"),
-            _EARLIER.c.kind == "image",
-            _EARLIER.c.order_id.is_(None),
-            _EARLIER.c.received_at >= bindparam("b_since"),
-        )
-        .label("loose_images"),
+        exists().where(*deferred_for_recipient()).label("deferred"),
+        exists().where(*loose_images(_INBOUND.alias("earlier"))).label("loose_images"),
     )
     .where(_INBOUND.c.id == bindparam("b_id"))
     .with_for_update(of=_INBOUND)
@@ -126,7 +111,13 @@ async def lock_inbound(
     session: AsyncSession, inbound_id: int, channel: str, sender: str, images_since: datetime
 ) -> InboundLock:
     """The inbound row, locked for this transaction on PostgreSQL (a concurrent copy waits here)."""
-    params = {"b_id": inbound_id, "b_channel": channel, "b_sender": sender, "b_since": images_since}
+    params = {
+        "b_id": inbound_id,
+        "b_channel": channel,
+        "b_sender": sender,
+        "b_recipient": sender,
+        "b_since": images_since,
+    }
     row = (await session.execute(_LOCK_INBOUND, params)).one()
     return InboundLock(row.reply, row.handled_at is not None, bool(row.deferred), bool(row.loose_images))
 
