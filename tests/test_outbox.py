@@ -455,9 +455,9 @@ async def test_run_loop_wakes_on_demand_survives_errors_and_stops(
     clock.advance(5)
     w.wake()
     await eventually(lambda: len(wx.fake.messages) == 1)
-    assert (await row(sessions, "k")).status == "sent"
-    w.stop()
+    w.stop()  # finishes the message in flight, its outcome recorded, before `run()` returns
     await asyncio.wait_for(loop, 1)
+    assert (await row(sessions, "k")).status == "sent"
 
 
 class Hangs:
