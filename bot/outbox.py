@@ -10,7 +10,6 @@ timeout (a send may need a token fetch, a refresh and a retry).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 from collections.abc import Callable, Mapping
@@ -21,6 +20,7 @@ from typing import Protocol
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.metrics import Metrics
+from bot.passes import PassLoop
 from bot.wechat_api import OutOfWindow, QuotaExceeded, SendRejected, WeChatAPI, WeChatAPIError
 from storage import outbox
 from storage.models import OutboxMessage
@@ -108,8 +108,10 @@ class Backoff:
         return full / 2 + full / 2 * jitter
 
 
-class OutboxWorker:
+class OutboxWorker(PassLoop):
     """Sends what the outbox holds. `run()` until `stop()`; `wake()` after an enqueue to skip the poll wait."""
+
+    name = "outbox"
 
     def __init__(
         self,
@@ -124,6 +126,7 @@ class OutboxWorker:
         jitter: Callable[[], float] = random.random,
         metrics: Metrics | None = None,
     ) -> None:
+        super().__init__()
         self.sessions = sessions
         self.sender = sender
         self.clock = clock
@@ -134,33 +137,10 @@ class OutboxWorker:
         self.jitter = jitter
         self.metrics = metrics
         self.paused_until = 0.0  # on `clock`; set by a quota stop
-        self._wake = asyncio.Event()
-        self._stopping = False
 
-    def wake(self) -> None:
-        self._wake.set()
-
-    def stop(self) -> None:
-        """Finish the message in flight, then leave `run()`."""
-        self._stopping = True
-        self._wake.set()
-
-    async def run(self) -> None:
-        errors = 0
-        while not self._stopping:
-            self._wake.clear()
-            try:
-                await self.run_once()
-                errors = 0
-            except Exception:  # the database may be down; keep the loop alive and try later
-                errors += 1
-                log.exception("outbox pass failed (%d in a row)", errors)
-            if self._stopping:
-                break
-            pause = min(self.poll_interval * 2 ** min(errors, 10), max(MAX_ERROR_PAUSE, self.poll_interval))
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(pause):
-                    await self._wake.wait()
+    def rest(self, errors: int) -> float:
+        """The poll interval; doubling with each failed pass in a row, up to MAX_ERROR_PAUSE."""
+        return min(self.poll_interval * 2 ** min(errors, 10), max(MAX_ERROR_PAUSE, self.poll_interval))
 
     async def run_once(self) -> int:
         """Send every due message, one at a time; return how many were attempted."""

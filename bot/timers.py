@@ -24,8 +24,6 @@ even two passes racing cannot take a step twice or send a notice twice.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import hashlib
 import logging
 import uuid
@@ -36,6 +34,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.passes import PassLoop
 from handlers import texts
 from handlers.context import Services
 from handlers.directory import Directory, StaffInfo
@@ -148,8 +147,10 @@ class Recipients:
         return levels
 
 
-class TimerService:
+class TimerService(PassLoop):
     """Takes the timer steps that are due. `run()` until `stop()`; `run_once()` for one pass."""
+
+    name = "timers"
 
     def __init__(
         self,
@@ -163,6 +164,7 @@ class TimerService:
         lease: float = 300.0,
         batch: int = 200,
     ) -> None:
+        super().__init__()
         self.sessions = sessions
         self.state = state
         self.services = services
@@ -173,29 +175,9 @@ class TimerService:
         self.batch = batch
         self.owner = uuid.uuid4().hex
         self._rules = {phase.kind: limit_rules(services.limits, phase.kind) for phase in PHASES}
-        self._wake = asyncio.Event()
-        self._stopping = False
 
-    def wake(self) -> None:
-        self._wake.set()
-
-    def stop(self) -> None:
-        """Finish the batch in hand, then leave `run()`."""
-        self._stopping = True
-        self._wake.set()
-
-    async def run(self) -> None:
-        while not self._stopping:
-            self._wake.clear()
-            try:
-                await self.run_once()
-            except Exception:  # the database or the state store may be down: try again next time
-                log.exception("timer pass failed")
-            if self._stopping:
-                break
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.interval):
-                    await self._wake.wait()
+    def rest(self, errors: int) -> float:
+        return self.interval
 
     async def run_once(self) -> int:
         """One pass: take every due step, batch by batch. Returns how many steps were taken; 0 also when

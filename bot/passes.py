@@ -1,0 +1,49 @@
+"""A background service that works in passes: `run()` repeats `run_once()` until `stop()`, resting
+between passes; `wake()` ends the rest early (after an enqueue, say)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+log = logging.getLogger(__name__)
+
+
+class PassLoop:
+    name = "background"  # in log lines
+
+    def __init__(self) -> None:
+        self._wake = asyncio.Event()
+        self._stopping = False
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        """Finish the work in hand, then leave `run()`."""
+        self._stopping = True
+        self._wake.set()
+
+    async def run_once(self) -> int:
+        raise NotImplementedError
+
+    def rest(self, errors: int) -> float:
+        """Seconds to rest after a pass; `errors` failed passes in a row just before it."""
+        raise NotImplementedError
+
+    async def run(self) -> None:
+        errors = 0
+        while not self._stopping:
+            self._wake.clear()
+            try:
+                await self.run_once()
+                errors = 0
+            except Exception:  # the database or the state store may be down: keep going, try later
+                errors += 1
+                log.exception("%s pass failed (%d in a row)", self.name, errors)
+            if self._stopping:
+                break
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.rest(errors)):
+                    await self._wake.wait()
