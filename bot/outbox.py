@@ -100,7 +100,7 @@ class Backoff:
 
     base: float = 5.0
     cap: float = 600.0
-    quota_pause: float = 3600.0  # after 45009 the whole worker rests this long
+    quota_pause: float = 3600.0  # after 45009 the worker sends nothing on that channel for this long
 
     def delay(self, attempts: int, jitter: float) -> float:
         """Delay after the `attempts`-th failed attempt; `jitter` in [0, 1) spreads it over [d/2, d)."""
@@ -136,7 +136,7 @@ class OutboxWorker(PassLoop):
         self.backoff = backoff
         self.jitter = jitter
         self.metrics = metrics
-        self.paused_until = 0.0  # on `clock`; set by a quota stop
+        self.paused_until: dict[str, float] = {}  # channel → end of its quota stop, on `clock`
 
     def rest(self, errors: int) -> float:
         """The poll interval; doubling with each failed pass in a row, up to MAX_ERROR_PAUSE."""
@@ -145,7 +145,7 @@ class OutboxWorker(PassLoop):
     async def run_once(self) -> int:
         """Send every due message, one at a time; return how many were attempted."""
         processed = 0
-        while not self._stopping and self.clock() >= self.paused_until:
+        while not self._stopping:
             message = await self._claim()
             if message is None:
                 break
@@ -156,9 +156,13 @@ class OutboxWorker(PassLoop):
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self.clock(), UTC)
 
+    def paused_channels(self) -> frozenset[str]:
+        now = self.clock()
+        return frozenset(channel for channel, until in self.paused_until.items() if now < until)
+
     async def _claim(self) -> OutboxMessage | None:
         async with self.sessions() as session, session.begin():
-            return await outbox.claim_next(session, self._now(), self.lease)
+            return await outbox.claim_next(session, self._now(), self.lease, skip=self.paused_channels())
 
     async def _deliver(self, message: OutboxMessage) -> None:
         try:
@@ -171,9 +175,11 @@ class OutboxWorker(PassLoop):
         except OutOfWindow as exc:
             await self._record(message, "deferred", str(exc))
         except QuotaExceeded as exc:
-            self.paused_until = self.clock() + self.backoff.quota_pause
+            # The other channel has its own quota: its messages keep going.
+            self.paused_until[message.channel] = self.clock() + self.backoff.quota_pause
             log.error(
-                "outbox: WeChat quota spent (errcode %s); sending paused for %.0f s",
+                "outbox: %s quota spent (errcode %s); sending on it paused for %.0f s",
+                message.channel,
                 exc.errcode,
                 self.backoff.quota_pause,
             )

@@ -82,33 +82,41 @@ async def enqueue(
 
 _OUTBOX = OutboxMessage.__table__
 _DUE = (_OUTBOX.c.status == PENDING) & (_OUTBOX.c.next_attempt_at <= bindparam("b_now"))
-# Built once: the worker runs these for every message it sends.
-_CLAIM = (
-    update(_OUTBOX)
-    .where(
-        _OUTBOX.c.id
-        == select(_OUTBOX.c.id)
-        .where(_DUE)
+
+
+@functools.cache
+def _claim(skip: frozenset[str]) -> Any:
+    """The claim statement, built once per set of channels to pass over: the worker runs it for every
+    message it sends."""
+    due = _DUE if not skip else _DUE & _OUTBOX.c.channel.not_in(sorted(skip))
+    oldest_due = (
+        select(_OUTBOX.c.id)
+        .where(due)
         .order_by(_OUTBOX.c.next_attempt_at, _OUTBOX.c.id)
         .limit(1)
         .with_for_update(skip_locked=True)  # rendered on PostgreSQL only
-        .scalar_subquery(),
-        _DUE,
+        .scalar_subquery()
     )
-    .values(next_attempt_at=bindparam("b_until"), attempts=_OUTBOX.c.attempts + 1)
-    .returning(*_OUTBOX.c)
-)
+    return (
+        update(_OUTBOX)
+        .where(_OUTBOX.c.id == oldest_due, due)
+        .values(next_attempt_at=bindparam("b_until"), attempts=_OUTBOX.c.attempts + 1)
+        .returning(*_OUTBOX.c)
+    )
 
 
-async def claim_next(session: AsyncSession, now: datetime, lease_seconds: float) -> OutboxMessage | None:
-    """Take the most overdue pending row for `lease_seconds`, or None when nothing is due.
+async def claim_next(
+    session: AsyncSession, now: datetime, lease_seconds: float, *, skip: frozenset[str] = frozenset()
+) -> OutboxMessage | None:
+    """Take the most overdue pending row for `lease_seconds`, or None when nothing is due; rows of the
+    channels in `skip` stay where they are.
 
     One statement, so it is atomic on SQLite; on PostgreSQL `SKIP LOCKED` lets concurrent claimers pass
     each other instead of queueing on the same row. The caller commits before sending. The row comes
     back as a detached `OutboxMessage`, readable after the session closes.
     """
     params = {"b_now": now, "b_until": now + timedelta(seconds=lease_seconds)}
-    row = (await session.execute(_CLAIM, params)).one_or_none()
+    row = (await session.execute(_claim(skip), params)).one_or_none()
     return None if row is None else OutboxMessage(**row._mapping)
 
 

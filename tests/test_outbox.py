@@ -273,21 +273,43 @@ async def test_the_inbound_lock_says_whether_the_sender_has_notices_or_photos_wa
     assert (await lock(second)).deferred is False
 
 
-async def test_quota_pauses_the_worker_and_keeps_the_message(
-    sessions: Sessions, sender: Sender, clock: Clock, wx: FakeServer, caplog: pytest.LogCaptureFixture
+class Recording:
+    """A channel's sender that takes everything."""
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+
+    async def send(self, message: OutboxMessage) -> None:
+        self.sent.append(message.text)
+
+
+async def test_quota_pauses_that_channel_and_keeps_the_message(
+    sessions: Sessions,
+    http: aiohttp.ClientSession,
+    state: StateStore,
+    clock: Clock,
+    wx: FakeServer,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    wecom = Recording()
+    sender = ChannelSender({"wechat": WeChatSender(make_api(http, wx, state, clock=clock)), "wecom": wecom})
     await put(sessions, clock, "k1")
     await put(sessions, clock, "k2")
+    await put(sessions, clock, "c1", channel="wecom")
     wx.fake.fail_next(None, 45009)
     w = worker(sessions, sender, clock)
-    assert await w.run_once() == 1
-    assert any(r.levelno == logging.ERROR and "quota" in r.getMessage() for r in caplog.records)
+    assert await w.run_once() == 2  # k1 met the quota; k2 waits; the other channel's c1 still went
+    assert wecom.sent == ["通知 c1"]
+    assert any(r.levelno == logging.ERROR and "wechat quota" in r.getMessage() for r in caplog.records)
     first, second = await row(sessions, "k1"), await row(sessions, "k2")
     assert (first.status, first.attempts) == ("pending", 0)  # the attempt is given back
     assert first.next_attempt_at == clock.dt() + timedelta(hours=1)
     assert (second.status, second.attempts) == ("pending", 0)
+    await put(sessions, clock, "c2", channel="wecom")
     clock.advance(3599)
-    assert await w.run_once() == 0
+    assert await w.run_once() == 1
+    assert wecom.sent == ["通知 c1", "通知 c2"]
+    assert wx.fake.messages == []
     clock.advance(1)
     assert await w.run_once() == 2
     assert sorted(m["content"] for m in wx.fake.messages) == ["通知 k1", "通知 k2"]
