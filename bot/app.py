@@ -20,6 +20,7 @@ from bot.dispatcher import Dispatcher
 from bot.fake_wechat import create_fake_wechat_app
 from bot.inbox import Inbox
 from bot.metrics import Metrics
+from bot.org_watch import OrgWatcher
 from bot.outbox import ChannelSender, OutboxWorker, Sender, WeChatSender
 from bot.timers import TimerService
 from bot.wechat import MAX_BODY, Channel
@@ -37,7 +38,7 @@ from storage.db import (
     single_statement_sessions,
     upgrade,
 )
-from storage.org import apply_org, load_org_file
+from storage.org import apply_org, load_org_file, org_revision
 from storage.state import StateStore, open_state
 
 log = logging.getLogger(__name__)
@@ -151,7 +152,8 @@ def _state(given: StateStore | None) -> Callable[[web.Application], AsyncIterato
 
 
 async def _services(app: web.Application) -> AsyncIterator[None]:
-    """Load `[org] file` (one process at a time), then the org snapshot, classifier and time limits."""
+    """Load `[org] file` (one process at a time), then the org snapshot, classifier and time limits; keep
+    the snapshot current while the server runs."""
     settings = app[keys.SETTINGS]
     if settings.org.file:
         spec = load_org_file(settings.org.file)
@@ -165,6 +167,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
             await state.release("org-import", owner)
         log.info("organisation loaded from %s: %s", settings.org.file, summary)
     async with app[keys.SESSIONS]() as session:
+        revision = await org_revision(session)
         directory = await Directory.load(session)
     try:
         classifier = await app[keys.CLASSIFIER]
@@ -178,7 +181,12 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         wecom=settings.wecom.enabled,
         weights=settings.report.weights,
     )
+    watcher = OrgWatcher(app[keys.SESSIONS], app[keys.SERVICES], revision, metrics=app[keys.METRICS])
+    app[keys.ORG_WATCH] = watcher
+    task = asyncio.create_task(watcher.run(), name="org watch")
     yield
+    watcher.stop()
+    await task
 
 
 def limits(sla: Limits, classifier: Classifier) -> Limits:

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot.app import StartupError, create_app
 from bot.chat import DEFAULT_URL, ChatError, run_chat
 from bot.config import ConfigError, Settings, load_settings
+from bot.org_watch import POLL_SECONDS
 from handlers.directory import Directory
 from handlers.report import render_report
 from nlp.classifier import Classifier
@@ -224,6 +225,8 @@ async def _org_import(settings: Settings, args: argparse.Namespace) -> int:
     finally:
         await engine.dispose()
     print(f"已导入 {args.file}: {summary}")
+    if summary.changed:
+        print(f"运行中的服务将在 {POLL_SECONDS:.0f} 秒内使用新的组织架构，无需重启。")
     return 0
 
 

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from bot.config import Settings
 from bot.inbox import Inbox
 from bot.metrics import Metrics
+from bot.org_watch import OrgWatcher
 from bot.outbox import OutboxWorker
 from bot.timers import TimerService
 from bot.wechat import Channel
@@ -30,6 +31,7 @@ WECHAT = web.AppKey("wechat", Channel)
 WECOM = web.AppKey("wecom", Channel)  # set only when `[wecom]` is configured
 INBOX = web.AppKey("inbox", Inbox)
 SERVICES = web.AppKey("services", Services)
+ORG_WATCH = web.AppKey("org_watch", OrgWatcher)
 OUTBOX = web.AppKey("outbox", OutboxWorker)
 TIMERS = web.AppKey("timers", TimerService)
 CLASSIFIER = web.AppKey("classifier", asyncio.Task[Classifier])  # loading while the database starts

@@ -1,8 +1,8 @@
-"""A read-only snapshot of the organisation, loaded once after the org import: the unit tree, the
-place index for finding a grid in a message, grid centres for locations, departments and staff.
+"""A read-only snapshot of the organisation: the unit tree, the place index for finding a grid in a
+message, grid centres for locations, departments and staff.
 
-Reading the org from memory keeps the database off the hot path; the org changes only by
-`gridbot org import`, after which the server is restarted.
+Reading the org from memory keeps the database off the hot path. The org changes only by
+`gridbot org import`; a running server then takes the new snapshot whole (`bot.org_watch`).
 """
 
 from __future__ import annotations
@@ -93,6 +93,10 @@ class Directory:
             for p in (await session.scalars(select(Person).where(Person.active.is_(True)))).all()
         )
         return cls(units, places, aliases, departments, people)
+
+    def adopt(self, newer: Directory) -> None:
+        """Become `newer`, in one step: everyone holding this directory sees the new org from now on."""
+        vars(self).update(vars(newer))
 
     def person(self, openid: str | None) -> StaffInfo | None:
         return self.people.get(openid or "")

@@ -137,6 +137,16 @@ class Department(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
 
 
+class OrgRevision(Base):
+    """One row: bumped by every org import that changes something, so running servers know to reload."""
+
+    __tablename__ = "org_revision"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    revision: Mapped[int] = mapped_column(Integer)
+    changed_at: Mapped[datetime]
+
+
 class Resident(Base):
     __tablename__ = "resident"
 

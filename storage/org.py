@@ -2,7 +2,8 @@
 
 `parse_org` refuses a bad file with one `OrgError` line before anything is written; `apply_org` upserts
 units, places, aliases, people and departments inside the caller's transaction, and marks rows the file
-no longer lists as inactive (work orders keep pointing at them).
+no longer lists as inactive (work orders keep pointing at them). An import that changes anything bumps
+the org revision, which running servers watch to reload their snapshot.
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import Department, Person, Place, PlaceAlias, Unit
+from storage.db import insert_ignoring_conflicts
+from storage.models import Department, OrgRevision, Person, Place, PlaceAlias, Unit, utcnow
 
 LEVELS = ("district", "street", "community", "grid")
 PARENT_LEVEL = {"street": "district", "community": "street", "grid": "community"}
@@ -344,8 +346,28 @@ async def apply_org(session: AsyncSession, spec: OrgSpec) -> ImportSummary:
         changed += _upsert(session, existing_departments, Department, dep.id, values, key="id")
     changed += _deactivate(existing_departments, {d.id for d in spec.departments})
     await session.flush()
+    if changed:
+        await _bump_revision(session)
     places = sum(len(u.places) for u in spec.units)
     return ImportSummary(len(spec.units), places, len(spec.people), len(spec.departments), changed)
+
+
+async def org_revision(session: AsyncSession) -> int:
+    """The revision of the org in the database: 0 before the first import."""
+    return await session.scalar(select(OrgRevision.revision).where(OrgRevision.id == 1)) or 0
+
+
+async def _bump_revision(session: AsyncSession) -> None:
+    # Create-if-missing, then increment in place: two imports at once both count, neither fails.
+    now = utcnow()
+    await session.execute(
+        insert_ignoring_conflicts(session, OrgRevision), {"id": 1, "revision": 0, "changed_at": now}
+    )
+    await session.execute(
+        update(OrgRevision)
+        .where(OrgRevision.id == 1)
+        .values(revision=OrgRevision.revision + 1, changed_at=now)
+    )
 
 
 def _upsert(

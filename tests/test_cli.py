@@ -37,9 +37,9 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 class TestOrgCommands:
     def test_import_twice_then_show(self, config: Path, capsys: pytest.CaptureFixture[str]) -> None:
         code, out, _ = run(capsys, "org", "import", str(DEMO_ORG), "-c", str(config))
-        assert code == 0 and "人员 40 人" in out
+        assert code == 0 and "人员 40 人" in out and "无需重启" in out
         code, out, _ = run(capsys, "-c", str(config), "org", "import", str(DEMO_ORG))
-        assert code == 0 and "本次变更 0 项" in out
+        assert code == 0 and "本次变更 0 项" in out and "无需重启" not in out
         code, out, _ = run(capsys, "org", "show", "-c", str(config))
         assert code == 0
         assert "筱塘社区第一网格 [xiaotang-1] (网格) · 筱塘社区第一网格党支部" in out

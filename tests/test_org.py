@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from storage.db import session_factory
 from storage.models import Department, Person, Place, PlaceAlias, Unit
-from storage.org import LEVELS, ROLES, OrgError, apply_org, load_org_file, parse_org
+from storage.org import LEVELS, ROLES, OrgError, apply_org, load_org_file, org_revision, parse_org
 from tests.conftest import DEMO_ORG
 
 BASE = """
@@ -153,6 +153,23 @@ class TestImport:
         assert first == {"unit": 4, "place": 2, "place_alias": 1, "person": 2, "department": 1}
         assert await run_import(engine, base()) == 0
         assert await counts(engine) == first
+
+    async def test_only_an_import_that_changes_something_bumps_the_revision(
+        self, engine: AsyncEngine
+    ) -> None:
+        async def revision() -> int:
+            async with session_factory(engine)() as session:
+                return await org_revision(session)
+
+        assert await revision() == 0
+        await run_import(engine, base())
+        assert await revision() == 1
+        await run_import(engine, base())
+        assert await revision() == 1
+        data = base()
+        data["person"][0]["name"] = "林新"
+        await run_import(engine, data)
+        assert await revision() == 2
 
     async def test_demo_imports_twice_with_no_change(self, engine: AsyncEngine) -> None:
         spec = load_org_file(DEMO_ORG)
