@@ -95,8 +95,16 @@ def create_app(
     app.router.add_get("/healthz", views.healthz)
     app.router.add_get("/metrics", views.metrics)
     if settings.demo:
-        # The demo plays the WeChat send API itself, so `gridbot chat` can show what the bot pushes.
-        app.add_subapp(FAKE_PREFIX, create_fake_wechat_app(app_id=DEMO_APP_ID, app_secret=DEMO_APP_SECRET))
+        # The demo plays the WeChat (and WeCom) send API itself, so `gridbot chat` can show what the bot
+        # pushes and nothing reaches the real platform.
+        fake = create_fake_wechat_app(
+            app_id=DEMO_APP_ID,
+            app_secret=DEMO_APP_SECRET,
+            corp_id=settings.wecom.corp_id,
+            corp_secret=settings.wecom.secret,
+            agent_id=settings.wecom.agent_id,
+        )
+        app.add_subapp(FAKE_PREFIX, fake)
     return app
 
 
@@ -104,7 +112,7 @@ def _demo_wechat(settings: Settings) -> Settings:
     server = settings.server
     api_base = f"http://{server.host}:{server.port}{FAKE_PREFIX}"
     wechat = replace(settings.wechat, api_base=api_base, app_id=DEMO_APP_ID, app_secret=DEMO_APP_SECRET)
-    return replace(settings, wechat=wechat)
+    return replace(settings, wechat=wechat, wecom=replace(settings.wecom, api_base=api_base))
 
 
 async def _classifier(app: web.Application) -> AsyncIterator[None]:

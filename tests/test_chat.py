@@ -4,6 +4,7 @@ identity menu, client commands, and the ways a server can be unusable (down, wro
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import socket
@@ -17,6 +18,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from bot import keys
 from bot.app import create_app
 from bot.chat import (
     BOT,
@@ -31,11 +33,12 @@ from bot.chat import (
     normalize_url,
 )
 from bot.cli import main
-from bot.config import DEMO_TOKEN, StorageSettings, demo_settings
+from bot.config import DEMO_TOKEN, StorageSettings, WeComSettings, demo_settings
 from bot.wechat import Channel, EdgeError
 from handlers import texts
 from handlers.incoming import Incoming
-from tests.conftest import DEMO_ORG
+from storage import outbox
+from tests.conftest import AES_KEY, DEMO_ORG
 
 ROOT = Path(__file__).resolve().parents[1]
 LEADER = "oLeader-xiaotang-1"
@@ -48,22 +51,33 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture
-async def demo_server(tmp_path: Path) -> AsyncIterator[str]:
-    """`gridbot serve`'s demo app really listening on loopback (its fake send API included); its URL."""
+@contextlib.asynccontextmanager
+async def serve_demo(tmp_path: Path, **changes: Any) -> AsyncIterator[tuple[str, web.Application]]:
+    """`gridbot serve`'s demo app (with `changes` to its settings) really listening on loopback, its fake
+    send API included; its URL and the app."""
     port = free_port()
     base = demo_settings()
     settings = replace(
         base,
         server=replace(base.server, host="127.0.0.1", port=port),
         storage=StorageSettings(database_url=f"sqlite+aiosqlite:///{tmp_path / 'chat.db'}"),
+        **changes,
     )
+    app = create_app(settings)
     # The fake's long polls must not hold up the shutdown at the end of the test.
-    runner = web.AppRunner(create_app(settings), shutdown_timeout=0.5, handler_cancellation=True)
+    runner = web.AppRunner(app, shutdown_timeout=0.5, handler_cancellation=True)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
-    yield f"http://127.0.0.1:{port}"
-    await runner.cleanup()
+    try:
+        yield f"http://127.0.0.1:{port}", app
+    finally:
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def demo_server(tmp_path: Path) -> AsyncIterator[str]:
+    async with serve_demo(tmp_path) as (url, _):
+        yield url
 
 
 @pytest.fixture
@@ -178,6 +192,25 @@ class TestTheStoryInTwoTerminals:
         await leader.shows(lambda e: e == "之前推送给你的消息：")
         assert "接单 1" in await leader.push("新工单")
         await leader.close()
+
+
+async def test_the_demo_keeps_wecom_notices_on_its_own_fake(
+    tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    wecom = WeComSettings(corp_id="wwdemo", agent_id=1000002, secret="s", token="t", encoding_aes_key=AES_KEY)
+    async with serve_demo(tmp_path, wecom=wecom) as (url, app):
+        async with app[keys.SESSIONS]() as session, session.begin():
+            await outbox.enqueue(
+                session,
+                send_key="demo-wecom",
+                channel="wecom",
+                recipient="party-xiaotang-1",
+                text="新工单 #9",
+            )
+        app[keys.OUTBOX].wake()
+        params = {"touser": "party-xiaotang-1", "wait": "5"}
+        async with http.get(f"{url}/fake-wechat/fake/messages", params=params) as delivered:
+            assert [m["content"] for m in await delivered.json()] == ["新工单 #9"]
 
 
 class TestClientCommands:
