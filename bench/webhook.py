@@ -1,6 +1,7 @@
 """Webhook benchmark: the real app over loopback, signed text pushes from concurrent senders.
 
-    python bench/webhook.py [--messages N] [--concurrency C | --rate R1,R2,…] [--workers W]
+    python bench/webhook.py [--messages N] [--concurrency C [--think S1,S2,…] | --rate R1,R2,…]
+                            [--workers W]
                             [--backends embedded,server] [--modes plain,safe] [--warmup W]
                             [--in-process] [--profile DIR [--profiler pyinstrument|cprofile]]
 
@@ -13,7 +14,9 @@ handled, with one work order each. One line per run, then a table. Each push nam
 demo org, so each runs the full intake (classify, place, grid, work order, staff notice queued).
 
 Closed loop (default): C senders each send the next push as soon as the last reply came back, so the
-server is saturated and latency is about C over the throughput. Open loop (--rate): pushes arrive at
+server is saturated and latency is about C over the throughput. With --think S each sender pauses
+(exponentially, S seconds on average) before its next push, as a person reads the reply and types
+again: C people in conversation with the bot at once. Open loop (--rate): pushes arrive at
 R per second whatever the server does, as residents' messages do; latency counts from each push's
 scheduled moment. Each run also prints CPU per message by process (server, PostgreSQL, Redis, this
 bench, and the rest of the host) and the throughput that total allows on this host's cores.
@@ -334,15 +337,21 @@ async def post(session: aiohttp.ClientSession, push: Push, since: float) -> Outc
 
 
 async def fire(
-    session: aiohttp.ClientSession, pushes: list[Push], concurrency: int
+    session: aiohttp.ClientSession, pushes: list[Push], concurrency: int, think: float = 0.0, seed: int = 1
 ) -> tuple[list[Outcome | str], float]:
-    """Send every push from `concurrency` tasks sharing one work list; (outcomes, wall seconds)."""
+    """Send every push from `concurrency` tasks sharing one work list, each pausing `think` seconds on
+    average (exponentially; the first pause spread evenly) before each push; (outcomes, wall seconds)."""
     outcomes: list[Outcome | str] = ["not sent"] * len(pushes)
     indices: Iterator[int] = iter(range(len(pushes)))  # shared: each index is taken by one task
+    pauses = random.Random(seed)
 
     async def sender() -> None:
+        if think:
+            await asyncio.sleep(pauses.uniform(0, think))
         for i in indices:
             outcomes[i] = await post(session, pushes[i], time.perf_counter())
+            if think:
+                await asyncio.sleep(pauses.expovariate(1 / think))
 
     started = time.perf_counter()
     async with asyncio.TaskGroup() as group:
@@ -445,6 +454,7 @@ class Result:
     outbox: dict[str, int] = field(default_factory=dict)
     background: float | None = None  # host busy fraction just before the run (others' load)
     offered: float | None = None  # open loop: the arrival rate asked for; None: closed loop
+    think: float = 0.0  # closed loop: each sender's mean pause between a reply and its next push
     cpu_split: dict[str, float] = field(default_factory=dict)  # CPU ms per message by process
 
     @property
@@ -477,6 +487,7 @@ class Result:
             f"busy_before={'n/a' if self.background is None else f'{self.background * 100:.0f}%'} "
             f"outbox_at_stop={','.join(f'{k}:{v}' for k, v in sorted(self.outbox.items())) or 'empty'}"
             + (f" offered={self.offered:g}/s" if self.offered else "")
+            + (f" think={self.think:g}s" if self.think else "")
             + self.split_text()
         )
 
@@ -491,7 +502,7 @@ class Result:
             # Only a saturated run shows the cost at full load (a light load costs more per message).
             f" → this host tops out near {ceiling:.0f} msg/s; closed loop at {self.concurrency} the "
             f"mean latency can't beat {self.concurrency / ceiling * 1000:.0f} ms"
-            if ceiling and not self.offered
+            if ceiling and not self.offered and not self.think
             else ""
         )
 
@@ -506,7 +517,15 @@ async def background_load(seconds: float = 1.0) -> float | None:
     return (after[0] - before[0]) / (after[1] - before[1])
 
 
-async def run_once(spec: ServerSpec, args: argparse.Namespace, rate: float | None) -> Result:
+@dataclass(frozen=True)
+class Load:
+    """Open loop at `rate` pushes a second, or (rate None) the closed loop with `think` seconds' pauses."""
+
+    rate: float | None = None
+    think: float = 0.0
+
+
+async def run_once(spec: ServerSpec, args: argparse.Namespace, load: Load) -> Result:
     idle_busy = await background_load()
     fake = web.AppRunner(create_fake_wechat_app(app_id=APP_ID, app_secret=APP_SECRET), access_log=None)
     await fake.setup()
@@ -525,7 +544,7 @@ async def run_once(spec: ServerSpec, args: argparse.Namespace, rate: float | Non
         base = f"http://127.0.0.1:{server.port}"
         wechat = WeChatPlatform(None, token=demo_settings().wechat.token, aes_key=AES_KEY, app_id=APP_ID)
         wechat.mode = spec.mode
-        connector = aiohttp.TCPConnector(limit=0 if rate else args.concurrency)
+        connector = aiohttp.TCPConnector(limit=0 if load.rate else args.concurrency)
         timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT)
         async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
             warm = build_pushes(wechat, base, args.warmup, "W")
@@ -537,10 +556,10 @@ async def run_once(spec: ServerSpec, args: argparse.Namespace, rate: float | Non
             await server.start_profile()
             cpu_before, host_before = sum(process_cpu_seconds(pid) or 0.0 for pid in pids), host_cpu_ticks()
             services_before, bench_before = services_cpu_seconds(), time.process_time()
-            if rate:
-                outcomes, wall = await fire_at_rate(session, pushes, rate)
+            if load.rate:
+                outcomes, wall = await fire_at_rate(session, pushes, load.rate)
             else:
-                outcomes, wall = await fire(session, pushes, args.concurrency)
+                outcomes, wall = await fire(session, pushes, args.concurrency, load.think)
             bench_cpu, services_after = time.process_time() - bench_before, services_cpu_seconds()
             cpu_after, host_after = sum(process_cpu_seconds(pid) or 0.0 for pid in pids), host_cpu_ticks()
     finally:
@@ -595,21 +614,22 @@ async def run_once(spec: ServerSpec, args: argparse.Namespace, rate: float | Non
         error_samples=samples,
         outbox=stored.outbox,
         background=idle_busy,
-        offered=rate,
+        offered=load.rate,
+        think=load.think,
         cpu_split=split,
     )
 
 
-async def run_backend(backend: str, mode: str, args: argparse.Namespace, rate: float | None) -> Result:
+async def run_backend(backend: str, mode: str, args: argparse.Namespace, load: Load) -> Result:
     profile = profile_path(args, backend, mode)
     options = {"profile": profile, "profiler": args.profiler, "log_level": args.server_log}
     if backend == "embedded":
         with tempfile.TemporaryDirectory(prefix="gridbot-bench-") as tmp:
             url = f"sqlite+aiosqlite:///{Path(tmp) / 'gridbot.db'}"
-            return await run_once(ServerSpec(backend, mode, url, **options), args, rate)
+            return await run_once(ServerSpec(backend, mode, url, **options), args, load)
     async with scratch_postgres() as url, scratch_redis_prefix() as prefix:
         spec = ServerSpec(backend, mode, url, redis_url=REDIS_URL, redis_prefix=prefix, **options)
-        return await run_once(spec, args, rate)
+        return await run_once(spec, args, load)
 
 
 def profile_path(args: argparse.Namespace, backend: str, mode: str) -> str:
@@ -652,7 +672,9 @@ def print_table(results: list[Result]) -> None:
             r.backend,
             r.mode,
             str(r.messages),
-            f"{r.offered:g}/s" if r.offered else f"C={r.concurrency}",
+            f"{r.offered:g}/s"
+            if r.offered
+            else f"C={r.concurrency}" + (f" think {r.think:g}s" if r.think else ""),
             f"{r.rate:.0f}",
             f"{r.p50:.1f}",
             f"{r.p99:.1f}",
@@ -675,7 +697,7 @@ def positive_floats(text: str) -> list[float]:
     except ValueError:
         values = []
     if not values or any(not math.isfinite(v) or v <= 0 for v in values):
-        raise argparse.ArgumentTypeError("give rates per second above 0, e.g. 20,50,100")
+        raise argparse.ArgumentTypeError("give numbers above 0, e.g. 20,50,100")
     return values
 
 
@@ -715,13 +737,14 @@ def header(args: argparse.Namespace) -> str:
 async def main_async(args: argparse.Namespace) -> int:
     print(header(args), flush=True)
     results: list[Result] = []
-    for backend, mode, rate in itertools.product(args.backends, args.modes, args.rate or [None]):
+    loads = [Load(rate=r) for r in args.rate] if args.rate else [Load(think=t) for t in args.think or [0.0]]
+    for backend, mode, load in itertools.product(args.backends, args.modes, loads):
         if backend == "server":
             reason = servers_missing()
             if reason:
                 print(f"backend=server mode={mode}: skipped ({reason})", flush=True)
                 continue
-        result = await run_backend(backend, mode, args, rate)
+        result = await run_backend(backend, mode, args, load)
         results.append(result)
         print(result.line(), flush=True)
         for sample in result.error_samples:
@@ -755,6 +778,11 @@ def main() -> None:
         type=positive_floats,
         help="open loop instead: messages arrive at these rates per second (Poisson), e.g. 20,50,100",
     )
+    parser.add_argument(
+        "--think",
+        type=positive_floats,
+        help="closed loop: each sender pauses this many seconds on average before its next push, e.g. 0.5,1",
+    )
     parser.add_argument("--warmup", type=int, default=200)
     parser.add_argument("--backends", type=csv_list(("embedded", "server")), default=["embedded", "server"])
     parser.add_argument("--modes", type=csv_list(("plain", "safe")), default=["plain", "safe"])
@@ -773,6 +801,8 @@ def main() -> None:
         return
     if args.messages < 1 or args.concurrency < 1 or args.warmup < 0:
         parser.error("--messages and --concurrency must be ≥ 1, --warmup ≥ 0")
+    if args.rate and args.think:
+        parser.error("--think is for the closed loop; --rate is the open loop: give one")
     if args.profile:
         args.profile.mkdir(parents=True, exist_ok=True)
     if args.in_process:
