@@ -71,7 +71,7 @@ from aiohttp import web
 from sqlalchemy import func, select
 from yarl import URL
 
-from bot.app import create_app
+from bot.app import create_app, freeze_startup_heap
 from bot.config import DEMO_ORG, Settings, StorageSettings, demo_settings
 from bot.dispatcher import RateLimit
 from bot.fake_wechat import create_fake_wechat_app
@@ -155,7 +155,7 @@ async def start_app(spec: ServerSpec) -> tuple[web.AppRunner, StateStore | None,
     port = int(sock.getsockname()[1])
     settings = app_settings(spec)
     settings = replace(settings, server=replace(settings.server, host="127.0.0.1", port=port))
-    runner = web.AppRunner(create_app(settings, state=state), access_log=None)
+    runner = web.AppRunner(freeze_startup_heap(create_app(settings, state=state)), access_log=None)
     await runner.setup()
     await web.SockSite(runner, sock).start()
     return runner, state, port

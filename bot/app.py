@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import time
 import uuid
@@ -106,6 +107,23 @@ def create_app(
         )
         app.add_subapp(FAKE_PREFIX, fake)
     return app
+
+
+def freeze_startup_heap(app: web.Application) -> web.Application:
+    """For a server process: once started, keep what start-up loaded out of the garbage collector's walks.
+
+    The modules, SQLAlchemy's metadata, the segmenter and the org snapshot live as long as the process,
+    about 140,000 tracked objects; each full collection would walk them all, a 50–80 ms stall of every
+    request in flight (measured on the 2-core development host). Not for tests, which start many apps
+    in one process: what is frozen is never collected.
+    """
+    app.on_startup.append(_freeze_heap)  # runs after every cleanup context has started
+    return app
+
+
+async def _freeze_heap(app: web.Application) -> None:
+    gc.collect()
+    gc.freeze()
 
 
 def _demo_wechat(settings: Settings) -> Settings:

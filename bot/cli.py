@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.app import StartupError, create_app
+from bot.app import StartupError, create_app, freeze_startup_heap
 from bot.chat import DEFAULT_URL, ChatError, run_chat
 from bot.config import ConfigError, Settings, load_settings
 from bot.org_watch import POLL_SECONDS
@@ -173,7 +173,7 @@ def _run_server(settings: Settings, reuse_port: bool) -> None:
             level=logging.INFO, format="%(asctime)s %(levelname)s %(process)d %(name)s: %(message)s"
         )
     web.run_app(
-        create_app(settings),
+        freeze_startup_heap(create_app(settings)),
         host=settings.server.host,
         port=settings.server.port,
         print=None,

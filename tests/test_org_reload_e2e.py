@@ -46,6 +46,7 @@ async def test_an_import_reaches_the_running_server(
 ) -> None:
     client, wechat = await start()
     watcher = client.app[keys.ORG_WATCH]
+    watcher.stop()  # its background passes end; this test runs them itself
     assert (await wechat.say("oResidentA", REPORT)).content == texts.ASK_PLACE
     assert await watcher.run_once() == 0  # nothing changed yet
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -11,6 +12,8 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot import keys
+from bot.app import create_app, freeze_startup_heap
+from bot.config import Settings
 from handlers import texts
 from handlers.context import Context
 from handlers.incoming import Incoming
@@ -277,6 +280,20 @@ class TestOperations:
         assert 'gridbot_requests_total{endpoint="wechat",status="200"} 1' in metrics
         assert 'gridbot_requests_total{endpoint="wechat",status="403"} 1' in metrics
         assert "gridbot_request_seconds_count 1" in metrics
+
+    async def test_a_served_app_keeps_its_start_up_objects_out_of_full_collections(
+        self, settings: Settings, aiohttp_client: Any
+    ) -> None:
+        gc.unfreeze()
+        try:
+            client = await aiohttp_client(freeze_startup_heap(create_app(settings)))
+            assert (await client.get("/healthz")).status == 200
+            # The org snapshot, loaded at start, is among what a full collection no longer walks.
+            directory = client.app[keys.SERVICES].directory
+            assert gc.get_freeze_count() > 10_000
+            assert not any(o is directory for o in gc.get_objects())
+        finally:
+            gc.unfreeze()
 
     async def test_demo_org_is_loaded_at_start(self, start: Start, engine: AsyncEngine) -> None:
         await start()
