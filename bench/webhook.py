@@ -3,7 +3,7 @@
     python bench/webhook.py [--messages N] [--concurrency C [--think S1,S2,…] | --rate R1,R2,…]
                             [--workers W]
                             [--backends embedded,server] [--modes plain,safe] [--warmup W]
-                            [--in-process] [--profile DIR [--profiler pyinstrument|cprofile]]
+                            [--in-process] [--profile DIR [--profiler pyinstrument|cprofile]] [--stalls MS]
 
 For each backend × mode it starts `create_app` (by default in a child process, so the client's work
 does not share the server's event loop), sends W warm-up pushes and then N measured ones, each a
@@ -67,6 +67,7 @@ from _common import (
     services_cpu_seconds,
     wait_line,
 )
+from _stalls import StallWatch
 from aiohttp import web
 from sqlalchemy import func, select
 from yarl import URL
@@ -122,6 +123,7 @@ class ServerSpec:
     api_base: str = ""  # the fake WeChat API in the bench process (not the demo's in-app one)
     port: int = 0  # 0: any free port; else join the workers already listening there (SO_REUSEPORT)
     reuse_port: bool = False
+    stalls_ms: float = 0.0  # > 0: report the server loop's stalls longer than this in the measured phase
 
 
 def app_settings(spec: ServerSpec) -> Settings:
@@ -199,22 +201,45 @@ class PhaseProfiler:
             self._cprofile.dump_stats(self.path + ".prof")
 
 
+class Measuring:
+    """What watches the server during the measured phase: the profiler and the stall watch, if asked."""
+
+    def __init__(self, spec: ServerSpec) -> None:
+        self.profiler = PhaseProfiler(spec.profiler, spec.profile) if spec.profile else None
+        self.stalls = StallWatch(spec.stalls_ms) if spec.stalls_ms else None
+
+    def start(self) -> None:
+        if self.profiler is not None:
+            self.profiler.start()
+        if self.stalls is not None:
+            self.stalls.start()
+
+    async def stop(self) -> list[str]:
+        """Stop watching; the stall report's lines (none without a stall watch)."""
+        if self.profiler is not None:
+            self.profiler.stop_and_save()
+        if self.stalls is None:
+            return []
+        await self.stalls.stop()
+        return self.stalls.report()
+
+
 async def child_main(spec: ServerSpec) -> None:
-    """`--serve`: print `READY <port>`; `profile` on stdin starts the profiler; EOF stops the server."""
+    """`--serve`: print `READY <port>`; `measure` on stdin starts the profiler and stall watch; at EOF
+    print the stall report as one `REPORT <json>` line and stop the server."""
     configure_logging(spec.log_level)
     runner, state, port = await start_app(spec)
-    profiler = PhaseProfiler(spec.profiler, spec.profile) if spec.profile else None
+    measuring = Measuring(spec)
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     print(f"READY {port}", flush=True)
     try:
         while line := await reader.readline():  # ends at EOF: the parent closed our stdin
-            if line.strip() == b"profile" and profiler is not None:
-                profiler.start()
+            if line.strip() == b"measure":
+                measuring.start()
     finally:
-        if profiler is not None:
-            profiler.stop_and_save()
+        print(f"REPORT {json.dumps(await measuring.stop(), ensure_ascii=False)}", flush=True)
         await stop_app(runner, state)
 
 
@@ -229,7 +254,8 @@ class Server:
         self._child: asyncio.subprocess.Process | None = None
         self._runner: web.AppRunner | None = None
         self._state: StateStore | None = None
-        self._profiler: PhaseProfiler | None = None
+        self._measuring = Measuring(spec)
+        self.report: list[str] = []  # the stall watch's, after `stop()`
 
     async def start(self) -> None:
         if self.in_process:
@@ -252,20 +278,16 @@ class Server:
             raise RuntimeError(f"server did not start (said {line!r}; see its stderr above)")
         self.port = int(line.split()[1])
 
-    async def start_profile(self) -> None:
-        if not self.spec.profile:
-            return
+    async def start_measuring(self) -> None:
         if self.in_process:
-            self._profiler = PhaseProfiler(self.spec.profiler, self.spec.profile)
-            self._profiler.start()
+            self._measuring.start()
         elif self._child is not None and self._child.stdin is not None:
-            self._child.stdin.write(b"profile\n")
+            self._child.stdin.write(b"measure\n")
             await self._child.stdin.drain()
 
     async def stop(self) -> None:
         if self.in_process:
-            if self._profiler is not None:
-                self._profiler.stop_and_save()
+            self.report = await self._measuring.stop()
             if self._runner is not None:
                 await stop_app(self._runner, self._state)
             return
@@ -274,7 +296,12 @@ class Server:
         if self._child.stdin is not None:
             self._child.stdin.close()
         try:
-            await asyncio.wait_for(self._child.wait(), STOP_TIMEOUT)
+            async with asyncio.timeout(STOP_TIMEOUT):
+                assert self._child.stdout is not None
+                while line := (await self._child.stdout.readline()).decode():
+                    if line.startswith("REPORT "):
+                        self.report = json.loads(line.removeprefix("REPORT "))
+                await self._child.wait()
         except TimeoutError:
             await self._kill()
 
@@ -456,6 +483,7 @@ class Result:
     offered: float | None = None  # open loop: the arrival rate asked for; None: closed loop
     think: float = 0.0  # closed loop: each sender's mean pause between a reply and its next push
     cpu_split: dict[str, float] = field(default_factory=dict)  # CPU ms per message by process
+    stalls: list[str] = field(default_factory=list)  # the server loops' stall reports (--stalls)
 
     @property
     def host_ms_per_msg(self) -> float | None:
@@ -553,7 +581,7 @@ async def run_once(spec: ServerSpec, args: argparse.Namespace, load: Load) -> Re
                 check(wechat, p, o) is not None for p, o in zip(warm, warm_outcomes, strict=True)
             )
             pushes = build_pushes(wechat, base, args.messages, "M", first=args.warmup)
-            await server.start_profile()
+            await server.start_measuring()
             cpu_before, host_before = sum(process_cpu_seconds(pid) or 0.0 for pid in pids), host_cpu_ticks()
             services_before, bench_before = services_cpu_seconds(), time.process_time()
             if load.rate:
@@ -567,6 +595,7 @@ async def run_once(spec: ServerSpec, args: argparse.Namespace, load: Load) -> Re
             await other.stop()
         await server.stop()
         await fake.cleanup()
+    stalls = [line for s in (server, *others) for line in s.report]
 
     problems = [check(wechat, p, o) for p, o in zip(pushes, outcomes, strict=True)]
     errors = [p for p in problems if p is not None]
@@ -613,6 +642,7 @@ async def run_once(spec: ServerSpec, args: argparse.Namespace, load: Load) -> Re
         host_cpu=host_cpu,
         error_samples=samples,
         outbox=stored.outbox,
+        stalls=stalls,
         background=idle_busy,
         offered=load.rate,
         think=load.think,
@@ -622,7 +652,12 @@ async def run_once(spec: ServerSpec, args: argparse.Namespace, load: Load) -> Re
 
 async def run_backend(backend: str, mode: str, args: argparse.Namespace, load: Load) -> Result:
     profile = profile_path(args, backend, mode)
-    options = {"profile": profile, "profiler": args.profiler, "log_level": args.server_log}
+    options = {
+        "profile": profile,
+        "profiler": args.profiler,
+        "log_level": args.server_log,
+        "stalls_ms": args.stalls,
+    }
     if backend == "embedded":
         with tempfile.TemporaryDirectory(prefix="gridbot-bench-") as tmp:
             url = f"sqlite+aiosqlite:///{Path(tmp) / 'gridbot.db'}"
@@ -747,6 +782,8 @@ async def main_async(args: argparse.Namespace) -> int:
         result = await run_backend(backend, mode, args, load)
         results.append(result)
         print(result.line(), flush=True)
+        for stall in result.stalls:
+            print(f"  server {stall}" if not stall.startswith(" ") else f"  {stall}")
         for sample in result.error_samples:
             print(f"  error: {sample}")
         if result.background is not None and result.background > 0.1:
@@ -792,6 +829,13 @@ def main() -> None:
     parser.add_argument("--profile-top", type=int, default=40, help="profile lines to print")
     parser.add_argument(
         "--workers", type=int, default=1, help="server processes sharing the port (server backend only)"
+    )
+    parser.add_argument(
+        "--stalls",
+        type=float,
+        default=0.0,
+        metavar="MS",
+        help="report where the server's event loop stalled longer than MS in the measured phase",
     )
     parser.add_argument("--server-log", choices=("DEBUG", "INFO", "WARNING", "ERROR"), default="ERROR")
     parser.add_argument("--serve", help=argparse.SUPPRESS)  # internal: the child process
