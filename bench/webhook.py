@@ -564,7 +564,10 @@ async def run_once(spec: ServerSpec, args: argparse.Namespace, load: Load) -> Re
     spec = replace(spec, api_base=f"http://127.0.0.1:{fake_port}", reuse_port=workers > 1)
     server = Server(spec, in_process=args.in_process)
     await server.start()
-    others = [Server(replace(spec, port=server.port), in_process=False) for _ in range(workers - 1)]
+    # Only the first worker is profiled (one profile file); every worker's loop is watched for stalls.
+    others = [
+        Server(replace(spec, port=server.port, profile=""), in_process=False) for _ in range(workers - 1)
+    ]
     for other in others:
         await other.start()
     pids = [server.pid, *(other.pid for other in others)]
@@ -581,7 +584,8 @@ async def run_once(spec: ServerSpec, args: argparse.Namespace, load: Load) -> Re
                 check(wechat, p, o) is not None for p, o in zip(warm, warm_outcomes, strict=True)
             )
             pushes = build_pushes(wechat, base, args.messages, "M", first=args.warmup)
-            await server.start_measuring()
+            for each in (server, *others):
+                await each.start_measuring()
             cpu_before, host_before = sum(process_cpu_seconds(pid) or 0.0 for pid in pids), host_cpu_ticks()
             services_before, bench_before = services_cpu_seconds(), time.process_time()
             if load.rate:
@@ -595,7 +599,11 @@ async def run_once(spec: ServerSpec, args: argparse.Namespace, load: Load) -> Re
             await other.stop()
         await server.stop()
         await fake.cleanup()
-    stalls = [line for s in (server, *others) for line in s.report]
+    stalls = [
+        f"{'server' if not others else f'worker {k}'} {line}" if not line.startswith(" ") else line
+        for k, each in enumerate((server, *others), 1)
+        for line in each.report
+    ]
 
     problems = [check(wechat, p, o) for p, o in zip(pushes, outcomes, strict=True)]
     errors = [p for p in problems if p is not None]
@@ -783,7 +791,7 @@ async def main_async(args: argparse.Namespace) -> int:
         results.append(result)
         print(result.line(), flush=True)
         for stall in result.stalls:
-            print(f"  server {stall}" if not stall.startswith(" ") else f"  {stall}")
+            print(f"  {stall}")
         for sample in result.error_samples:
             print(f"  error: {sample}")
         if result.background is not None and result.background > 0.1:
