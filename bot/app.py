@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import logging
 import time
@@ -209,10 +208,8 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     )
     watcher = OrgWatcher(app[keys.SESSIONS], app[keys.SERVICES], revision, metrics=app[keys.METRICS])
     app[keys.ORG_WATCH] = watcher
-    task = asyncio.create_task(watcher.run(), name="org watch")
-    yield
-    watcher.stop()
-    await task
+    async with watcher.running(stop_within=10):
+        yield
 
 
 def limits(sla: Limits, classifier: Classifier) -> Limits:
@@ -263,13 +260,8 @@ async def _outbox(app: web.Application) -> AsyncIterator[None]:
             metrics=app[keys.METRICS],
         )
         app[keys.OUTBOX] = worker
-        task = asyncio.create_task(worker.run(), name="outbox")
-        yield
-        worker.stop()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(
-                task, worker.lease
-            )  # on timeout it is cancelled; the row is re-sent after its lease
+        async with worker.running(stop_within=worker.lease):  # a send cut off is re-sent after its lease
+            yield
 
 
 async def _timers(app: web.Application) -> AsyncIterator[None]:
@@ -281,11 +273,8 @@ async def _timers(app: web.Application) -> AsyncIterator[None]:
         on_queued=app[keys.OUTBOX].wake,
     )
     app[keys.TIMERS] = timers
-    task = asyncio.create_task(timers.run(), name="timers")
-    yield
-    timers.stop()
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(task, 10)
+    async with timers.running(stop_within=10):
+        yield
 
 
 async def _inbox(app: web.Application) -> AsyncIterator[None]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import AsyncIterator
 
 log = logging.getLogger(__name__)
 
@@ -47,3 +48,15 @@ class PassLoop:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.rest(errors)):
                     await self._wake.wait()
+
+    @contextlib.asynccontextmanager
+    async def running(self, stop_within: float) -> AsyncIterator[None]:
+        """`run()` in a task while the block lasts; then stop, and wait up to `stop_within` s for the pass
+        in hand to finish before cancelling it."""
+        task = asyncio.create_task(self.run(), name=self.name)
+        try:
+            yield
+        finally:
+            self.stop()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(task, stop_within)
