@@ -121,6 +121,21 @@ async def fire(world: World, expected: int, *, passes: int = 3) -> None:
         assert await timers.run_once() == 0
 
 
+async def remind_then_escalate(world: World, half: int, remaining: str) -> None:
+    """For a phase whose limit is 2 × `half` s: nothing a second before half time, then the reminder
+    saying `remaining`, the deadline's notice, and at deadline + half the community admin's."""
+    world.clock.advance(half - 1)
+    await fire(world, 0)
+    world.clock.advance(1)
+    await fire(world, 1)
+    assert remaining in (await timer_notices(world.engine))[-1].text
+    world.clock.advance(half)
+    await fire(world, 1)
+    world.clock.advance(half)
+    await fire(world, 1)
+    assert (await timer_notices(world.engine))[-1].recipient == ADMIN
+
+
 def texts_to(fake_api: FakeServer, openid: str) -> list[str]:
     return [m["content"] for m in fake_api.fake.delivered(openid)]
 
@@ -233,31 +248,13 @@ class TestSteps:
         n = await world.report("筱塘新村3号楼停水了一整天")
         assert (await order_row(world.engine, n)).category == "水电燃气"
         await world.say(LEADER, f"接单 {n}")
-        world.clock.advance(12 * HOUR - 1)
-        await fire(world, 0)
-        world.clock.advance(1)
-        await fire(world, 1)
-        assert "距办结时限还剩 12 小时" in (await timer_notices(world.engine))[-1].text
-        world.clock.advance(12 * HOUR)
-        await fire(world, 1)
-        world.clock.advance(12 * HOUR)
-        await fire(world, 1)
-        assert (await timer_notices(world.engine))[-1].recipient == ADMIN
+        await remind_then_escalate(world, 12 * HOUR, "距办结时限还剩 12 小时")
 
     async def test_urgent_order_has_30_minutes_to_be_accepted(self, world: World) -> None:
         n = await world.report("筱塘新村5号楼有人持刀打架")
         row = await order_row(world.engine, n)
         assert row.urgent and row.category == "治安安全"  # a category with no limits of its own
-        world.clock.advance(15 * MINUTE - 1)
-        await fire(world, 0)
-        world.clock.advance(1)
-        await fire(world, 1)
-        assert "还剩 15 分钟" in (await timer_notices(world.engine))[-1].text
-        world.clock.advance(15 * MINUTE)
-        await fire(world, 1)
-        world.clock.advance(15 * MINUTE)
-        await fire(world, 1)
-        assert (await timer_notices(world.engine))[-1].recipient == ADMIN
+        await remind_then_escalate(world, 15 * MINUTE, "还剩 15 分钟")
 
     async def test_an_order_nobody_holds_reminds_the_community_and_escalates_to_the_street(
         self, world: World
