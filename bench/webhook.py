@@ -74,8 +74,8 @@ from yarl import URL
 
 from bot.app import create_app, freeze_startup_heap
 from bot.config import DEMO_ORG, Settings, StorageSettings, demo_settings
-from bot.dispatcher import RateLimit
-from bot.fake_wechat import create_fake_wechat_app
+from bot.demo.fake_wechat import create_fake_wechat_app
+from bot.edge.dispatcher import RateLimit
 from storage.db import create_engine
 from storage.models import InboundMessage, OutboxMessage, WorkOrder
 from storage.state import RedisState, StateStore

@@ -14,18 +14,18 @@ import aiohttp
 from aiohttp import web
 
 from bot import keys
-from bot import web as views
 from bot.config import Settings, parse_duration
-from bot.dispatcher import Dispatcher
-from bot.fake_wechat import create_fake_wechat_app
-from bot.inbox import Inbox
+from bot.demo.fake_wechat import create_fake_wechat_app
+from bot.edge import views
+from bot.edge.dispatcher import Dispatcher
+from bot.edge.inbox import Inbox
+from bot.edge.wechat import MAX_BODY, Channel
 from bot.metrics import Metrics
-from bot.org_watch import OrgWatcher
-from bot.outbox import ChannelSender, OutboxWorker, Sender, WeChatSender
-from bot.timers import TimerService
-from bot.wechat import MAX_BODY, Channel
-from bot.wechat_api import WeChatAPI
-from bot.wecom_api import WeComAPI, WeComSender
+from bot.tencent.wechat_api import WeChatAPI
+from bot.tencent.wecom_api import WeComAPI, WeComSender
+from bot.workers.org_watch import OrgWatcher
+from bot.workers.outbox import ChannelSender, OutboxWorker, Sender, WeChatSender
+from bot.workers.timers import TimerService
 from handlers.context import Services
 from handlers.directory import Directory
 from handlers.workflow import Limits

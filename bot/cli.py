@@ -16,9 +16,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.app import StartupError, create_app, freeze_startup_heap
-from bot.chat import DEFAULT_URL, ChatError, run_chat
 from bot.config import ConfigError, Settings, load_settings
-from bot.org_watch import POLL_SECONDS
+from bot.demo.chat import DEFAULT_URL, ChatError, run_chat
+from bot.workers.org_watch import POLL_SECONDS
 from handlers.directory import Directory
 from handlers.report import render_report
 from nlp.classifier import Classifier

@@ -9,12 +9,12 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.config import Settings
-from bot.inbox import Inbox
+from bot.edge.inbox import Inbox
+from bot.edge.wechat import Channel
 from bot.metrics import Metrics
-from bot.org_watch import OrgWatcher
-from bot.outbox import OutboxWorker
-from bot.timers import TimerService
-from bot.wechat import Channel
+from bot.workers.org_watch import OrgWatcher
+from bot.workers.outbox import OutboxWorker
+from bot.workers.timers import TimerService
 from handlers.context import Services
 from nlp.classifier import Classifier
 from storage.state import StateStore

@@ -2,7 +2,7 @@
 message, grid centres for locations, departments and staff.
 
 Reading the org from memory keeps the database off the hot path. The org changes only by
-`gridbot org import`; a running server then takes the new snapshot whole (`bot.org_watch`).
+`gridbot org import`; a running server then takes the new snapshot whole (`bot.workers.org_watch`).
 """
 
 from __future__ import annotations
@@ -10,11 +10,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nlp.places import PlaceEntry, PlaceIndex, nearest_grid
-from storage.models import Department, Person, Place, Unit
+from storage.org import active_org
 
 ADMIN_ROLES = {"community_admin": "community", "street_admin": "street", "district_admin": "district"}
 GRID_STAFF_ROLES = frozenset({"grid_leader", "grid_member", "party_member"})
@@ -75,23 +74,20 @@ class Directory:
 
     @classmethod
     async def load(cls, session: AsyncSession) -> Directory:
+        org = await active_org(session)
         units = {
             u.id: UnitInfo(
                 u.id, u.name, u.level, u.parent_id, u.branch, (u.lat, u.lng) if u.lat is not None else None
             )
-            for u in (await session.scalars(select(Unit).where(Unit.active.is_(True)))).all()
+            for u in org.units
         }
-        rows = (await session.scalars(select(Place).where(Place.active.is_(True)))).all()
-        places = {p.id: (p.name, p.unit_id) for p in rows}
-        aliases = {p.id: tuple(a.alias for a in p.aliases) for p in rows}
+        places = {p.id: (p.name, p.unit_id) for p in org.places}
+        aliases = {p.id: tuple(a.alias for a in p.aliases) for p in org.places}
         departments = tuple(
             DepartmentInfo(d.id, d.name, tuple(d.categories), tuple(d.unit_ids), tuple(d.contacts))
-            for d in (await session.scalars(select(Department).where(Department.active.is_(True)))).all()
+            for d in org.departments
         )
-        people = tuple(
-            StaffInfo(p.openid, p.name, p.role, p.unit_id, p.wecom_userid)
-            for p in (await session.scalars(select(Person).where(Person.active.is_(True)))).all()
-        )
+        people = tuple(StaffInfo(p.openid, p.name, p.role, p.unit_id, p.wecom_userid) for p in org.people)
         return cls(units, places, aliases, departments, people)
 
     def adopt(self, newer: Directory) -> None:

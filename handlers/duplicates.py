@@ -8,13 +8,13 @@ character pairs once place names, numbers and punctuation are taken out. A diffe
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 
 from handlers import texts
 from handlers.context import Context
 from handlers.workflow import OPEN_STATES, apply
 from nlp.normalize import normalize
+from nlp.similarity import similarity
 from storage.db import insert_ignoring_conflicts
 from storage.models import OrderFollower
 from storage.orders import get_order, recent_orders_like
@@ -22,21 +22,6 @@ from storage.orders import get_order, recent_orders_like
 WINDOW = timedelta(hours=48)
 TELLING_WEIGHT = 2.0  # a keyword this strong for the category names the thing itself
 SIMILAR = 0.25  # Jaccard overlap of character pairs, when no keyword is shared
-_NOISE = re.compile(r"[\W\d_a-zA-Z]+")
-
-
-def pairs(text: str, names: list[str]) -> set[str]:
-    for name in names:
-        text = text.replace(name, " ")
-    words = [w for w in _NOISE.split(text) if w]
-    return {w[i : i + 2] for w in words for i in range(len(w) - 1)} | {w for w in words if len(w) == 1}
-
-
-def similarity(a: str, b: str, names: list[str]) -> float:
-    first, second = pairs(a, names), pairs(b, names)
-    if not first or not second:
-        return 0.0
-    return len(first & second) / len(first | second)
 
 
 async def find_duplicate(

@@ -159,7 +159,7 @@ STAFF_ONLY = "抱歉，“{word}”是工作人员指令。居民直接描述问
 
 
 # --- timers -------------------------------------------------------------------------------------
-# Reminders, escalations (吹哨) and their per-person summaries, sent by bot/timers.py.
+# Reminders, escalations (吹哨) and their per-person summaries, sent by bot/workers/timers.py.
 
 TIMER_LIST_MAX = 8  # orders listed in one summary; the rest are counted ("等 N 张")
 

@@ -436,3 +436,25 @@ async def _apply_places(session: AsyncSession, spec: OrgSpec) -> int:
             changed += 1
     await session.flush()
     return changed
+
+
+@dataclass(frozen=True)
+class ActiveOrg:
+    """The org rows in force (not marked inactive by an import), as a server keeps them in memory."""
+
+    units: list[Unit]
+    places: list[Place]  # with their aliases loaded
+    departments: list[Department]
+    people: list[Person]
+
+
+async def active_org(session: AsyncSession) -> ActiveOrg:
+    """Every active unit, place (with aliases), department and person."""
+    return ActiveOrg(
+        units=list((await session.scalars(select(Unit).where(Unit.active.is_(True)))).all()),
+        places=list((await session.scalars(select(Place).where(Place.active.is_(True)))).all()),
+        departments=list(
+            (await session.scalars(select(Department).where(Department.active.is_(True)))).all()
+        ),
+        people=list((await session.scalars(select(Person).where(Person.active.is_(True)))).all()),
+    )

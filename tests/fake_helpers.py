@@ -11,8 +11,8 @@ from typing import Any
 import aiohttp
 from aiohttp.test_utils import TestServer
 
-from bot.fake_wechat import FAKE_WECHAT, FakeWeChat, create_fake_wechat_app
-from bot.wechat_api import WeChatAPI
+from bot.demo.fake_wechat import FAKE_WECHAT, FakeWeChat, create_fake_wechat_app
+from bot.tencent.wechat_api import WeChatAPI
 from storage.state import StateStore
 
 APP_ID = "wx0123456789abcdef"

@@ -20,7 +20,9 @@ from aiohttp import web
 
 from bot import keys
 from bot.app import create_app
-from bot.chat import (
+from bot.cli import main
+from bot.config import DEMO_TOKEN, StorageSettings, WeComSettings, demo_settings
+from bot.demo.chat import (
     BOT,
     PUSH,
     ChatError,
@@ -32,9 +34,7 @@ from bot.chat import (
     menu_entries,
     normalize_url,
 )
-from bot.cli import main
-from bot.config import DEMO_TOKEN, StorageSettings, WeComSettings, demo_settings
-from bot.wechat import Channel, EdgeError
+from bot.edge.wechat import Channel, EdgeError
 from handlers import texts
 from handlers.incoming import Incoming
 from storage import outbox

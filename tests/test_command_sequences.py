@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from bot.app import create_app
 from bot.config import StorageSettings, demo_settings
-from bot.fake_wechat import create_fake_wechat_app
+from bot.demo.fake_wechat import create_fake_wechat_app
 from handlers.workflow import FINAL_STATES, STATES
 from storage.db import create_engine, session_factory
 from storage.models import WorkOrder, WorkOrderEvent

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.config import Settings
 from handlers import texts
-from handlers.duplicates import similarity
+from nlp.similarity import similarity
 from storage.db import session_factory
 from storage.models import OrderFollower, WorkOrder
 from tests.conftest import Start

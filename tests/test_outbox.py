@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestServer
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from bot.outbox import Backoff, ChannelSender, OutboxWorker, Sender, WeChatSender
+from bot.workers.outbox import Backoff, ChannelSender, OutboxWorker, Sender, WeChatSender
 from storage import outbox
 from storage.db import create_engine, session_factory
 from storage.models import OutboxMessage

@@ -21,7 +21,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot import keys
-from bot.timers import PHASES, TimerService, limit_rules, target_step
+from bot.workers.timers import PHASES, TimerService, limit_rules, target_step
 from handlers.context import Services
 from handlers.workflow import Limits
 from storage import deadlines

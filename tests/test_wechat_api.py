@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
-from bot.wechat_api import (
+from bot.tencent.wechat_api import (
     OutOfWindow,
     QuotaExceeded,
     Retryable,

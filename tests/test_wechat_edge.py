@@ -11,7 +11,7 @@ import xmltodict
 from wechatpy.crypto import PrpCrypto
 from wechatpy.utils import to_text
 
-from bot.wechat import MAX_REPLY_BYTES, Channel, EdgeError, sanitize_reply, sign
+from bot.edge.wechat import MAX_REPLY_BYTES, Channel, EdgeError, sanitize_reply, sign
 from handlers.incoming import Incoming
 from tests.conftest import SHARED_DATA
 from tests.wechat_sim import event_xml, image_xml, link_xml, location_xml, text_xml, voice_xml

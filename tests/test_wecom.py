@@ -27,10 +27,10 @@ from wechatpy.utils import to_text
 
 from bot.app import create_app
 from bot.config import Settings, WeComSettings
-from bot.wechat import sign
-from bot.wechat_api import QuotaExceeded, Retryable, SendRejected, TokenError
-from bot.wechat_client import cdata
-from bot.wecom_api import MAX_TEXT_BYTES, WeComAPI, WeComSender, cap_text
+from bot.demo.wechat_client import cdata
+from bot.edge.wechat import sign
+from bot.tencent.wechat_api import QuotaExceeded, Retryable, SendRejected, TokenError
+from bot.tencent.wecom_api import MAX_TEXT_BYTES, WeComAPI, WeComSender, cap_text
 from handlers.texts import WECOM_STAFF_ONLY
 from storage.db import session_factory
 from storage.models import InboundMessage, OutboxMessage, WorkOrder, WorkOrderEvent
@@ -39,7 +39,7 @@ from tests.conftest import DEMO_ORG
 from tests.fake_helpers import APP_ID, Clock, FakeServer, eventually, make_api
 from tests.wechat_sim import WeChatPlatform, message_xml, text_xml
 
-# The fake's WeCom defaults (bot/fake_wechat.py).
+# The fake's WeCom defaults (bot/demo/fake_wechat.py).
 CORP_ID = "wwfake0000000000"
 CORP_SECRET = "fake-corp-secret"
 AGENT_ID = 1000002

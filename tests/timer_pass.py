@@ -8,7 +8,7 @@ import sys
 
 from bot.app import _load_classifier, limits
 from bot.config import demo_settings
-from bot.timers import TimerService
+from bot.workers.timers import TimerService
 from handlers.context import Services
 from handlers.directory import Directory
 from storage.db import create_engine, session_factory

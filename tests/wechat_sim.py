@@ -1,7 +1,7 @@
 """Plays the WeChat platform: builds pushes exactly as it sends them (signed, optionally AES-encrypted)
 and reads the bot's replies back. Used by the end-to-end tests and the benchmark.
 
-The message builders and the plaintext signing live in `bot.wechat_client` (so `gridbot chat` can use
+The message builders and the plaintext signing live in `bot.demo.wechat_client` (so `gridbot chat` can use
 them); they are re-exported here under their old names."""
 
 from __future__ import annotations
@@ -16,8 +16,7 @@ import xmltodict
 from wechatpy.crypto import PrpCrypto
 from wechatpy.utils import to_text
 
-from bot.wechat import sign
-from bot.wechat_client import (
+from bot.demo.wechat_client import (
     cdata,
     event_xml,
     image_xml,
@@ -29,6 +28,7 @@ from bot.wechat_client import (
     text_xml,
     voice_xml,
 )
+from bot.edge.wechat import sign
 
 __all__ = [
     "Reply",

@@ -16,7 +16,7 @@ from xml.parsers.expat import ExpatError
 
 import xmltodict
 
-from bot.wechat import sign
+from bot.edge.wechat import sign
 
 __all__ = [
     "cdata",

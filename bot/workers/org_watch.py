@@ -12,7 +12,7 @@ import logging
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.metrics import Metrics
-from bot.passes import PassLoop
+from bot.workers.passes import PassLoop
 from handlers.context import Services
 from handlers.directory import Directory
 from storage.org import org_revision

@@ -23,7 +23,7 @@ from typing import Any
 import aiohttp
 from yarl import URL
 
-from bot.wechat_client import (
+from bot.demo.wechat_client import (
     event_xml,
     image_xml,
     location_xml,

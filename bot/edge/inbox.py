@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.dispatcher import Dispatcher
+from bot.edge.dispatcher import Dispatcher
 from bot.metrics import Metrics
 from handlers import texts
 from handlers.incoming import Incoming

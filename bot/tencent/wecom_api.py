@@ -1,7 +1,7 @@
 """Our small async client for the WeCom (企业微信) self-built app, and the outbox sender that uses it.
 
 Staff who have a `wecom_userid` get their notices as app messages (`/cgi-bin/message/send`). It mirrors
-`bot.wechat_api`: one token per corp id + agent, cached in the state store and fetched by one process at
+`bot.tencent.wechat_api`: one token per corp id + agent, cached in the state store and fetched by one process at
 a time under a lease; a stale token (40001 / 40014 / 42001) is refreshed once and the call retried once;
 errors map onto the same exception classes, so the outbox worker treats both channels alike.
 
@@ -9,7 +9,7 @@ Every text goes out with `enable_duplicate_check`: WeCom drops a message identic
 member within `duplicate_check_interval`, which closes the outbox's resend window (a worker that died after
 WeCom accepted a message and before recording it sends it again; WeCom does not deliver it twice).
 
-As in `bot.wechat_api`, the token and the secret travel only in query strings, and never reach a log line
+As in `bot.tencent.wechat_api`, the token and the secret travel only in query strings, and never reach a log line
 or an exception message.
 """
 
@@ -22,7 +22,7 @@ from typing import Any
 
 import aiohttp
 
-from bot.wechat_api import (
+from bot.tencent.wechat_api import (
     BUSY_ERROR,
     TOKEN_MARGIN,
     Retryable,

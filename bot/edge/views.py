@@ -8,7 +8,7 @@ import time
 from aiohttp import web
 
 from bot import keys
-from bot.wechat import MAX_BODY, Channel, EdgeError
+from bot.edge.wechat import MAX_BODY, Channel, EdgeError
 from storage.db import ping
 
 log = logging.getLogger(__name__)

@@ -20,8 +20,8 @@ from typing import Protocol
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.metrics import Metrics
-from bot.passes import PassLoop
-from bot.wechat_api import OutOfWindow, QuotaExceeded, SendRejected, WeChatAPI, WeChatAPIError
+from bot.tencent.wechat_api import OutOfWindow, QuotaExceeded, SendRejected, WeChatAPI, WeChatAPIError
+from bot.workers.passes import PassLoop
 from storage import outbox
 from storage.models import OutboxMessage
 

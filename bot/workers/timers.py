@@ -34,7 +34,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.passes import PassLoop
+from bot.workers.passes import PassLoop
 from handlers import texts
 from handlers.context import Services
 from handlers.directory import Directory, StaffInfo
