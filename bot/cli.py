@@ -22,7 +22,16 @@ from bot.workers.org_watch import POLL_SECONDS
 from handlers.directory import Directory
 from handlers.report import render_report
 from nlp.classifier import Classifier
-from nlp.evaluate import evaluate, format_report, read_labelled_csv
+from nlp.evaluate import (
+    csv_columns,
+    evaluate,
+    evaluate_gate,
+    format_gate_report,
+    format_report,
+    read_gate_csv,
+    read_labelled_csv,
+)
+from nlp.gate import Gate, Verdict
 from nlp.places import PlaceEntry, PlaceIndex
 from nlp.train import train, write_rules
 from storage.db import create_engine, current_revision, head_revision, session_factory, upgrade
@@ -118,7 +127,9 @@ def _parser() -> argparse.ArgumentParser:
     classify.add_argument("texts", nargs="+", metavar="TEXT")
     classify.add_argument("--rules", help="规则文件 (默认取 [nlp] rules，空则用内置分类)")
     classify.set_defaults(run=_nlp_classify)
-    evaluate = nlp_commands.add_parser("eval", parents=[common], help="在带标注的 CSV (text,label) 上评估")
+    evaluate = nlp_commands.add_parser(
+        "eval", parents=[common], help="评估：text,label 评分类器；text,kind 评入口判断"
+    )
     evaluate.add_argument("file")
     evaluate.add_argument("--rules", help="规则文件 (默认取 [nlp] rules，空则用内置分类)")
     evaluate.set_defaults(run=_nlp_eval)
@@ -281,23 +292,34 @@ def _classifier(settings: Settings, rules: str | None) -> Classifier:
         raise CliError(str(exc)) from None
 
 
+def _places(settings: Settings, classifier: Classifier) -> PlaceIndex:
+    """The place names of `[org] file` (no database needed), taught to the segmenter."""
+    if not settings.org.file:
+        return PlaceIndex(())
+    spec = load_org_file(settings.org.file)
+    places = PlaceIndex(
+        PlaceEntry(key=name, name=name, aliases=tuple(unit.aliases.get(name, ())), grid=unit.id)
+        for unit in spec.units
+        for name in unit.places
+    )
+    classifier.add_words(places.names())
+    return places
+
+
 def _nlp_classify(settings: Settings, args: argparse.Namespace) -> int:
     classifier = _classifier(settings, args.rules)
-    places = PlaceIndex(())
-    if settings.org.file:
-        spec = load_org_file(settings.org.file)
-        places = PlaceIndex(
-            PlaceEntry(key=name, name=name, aliases=tuple(unit.aliases.get(name, ())), grid=unit.id)
-            for unit in spec.units
-            for name in unit.places
-        )
-        classifier.add_words(places.names())
+    places = _places(settings, classifier)
+    gate = Gate.load(classifier=classifier)
     for text in args.texts:
         result = classifier.classify(text)
+        verdict = gate.check(text, places.spans)
         match = places.find(text)
         place = f"{match.key}{match.detail} ({match.grid})" if match else "—"
+        entry = "开工单" if verdict.report else f"不开工单（{verdict.kind}）"
         print(
             f"{text}\n  类别: {result.label}  置信度: {result.confidence:.2f}  紧急: {'是' if result.urgent else '否'}"
+            + (f"（{'、'.join(result.urgent_kinds)}）" if result.urgent_kinds else "")
+            + f"\n  入口: {entry}  依据: {'、'.join(verdict.reason) or '—'}"
             f"\n  地点: {place}\n  关键词: {'、'.join(result.keywords) or '—'}"
             + (f"  紧急线索: {'、'.join(result.urgent_keywords)}" if result.urgent_keywords else "")
         )
@@ -307,11 +329,29 @@ def _nlp_classify(settings: Settings, args: argparse.Namespace) -> int:
 def _nlp_eval(settings: Settings, args: argparse.Namespace) -> int:
     classifier = _classifier(settings, args.rules)
     try:
+        columns = csv_columns(args.file)
+        if "kind" in columns and "label" not in columns:
+            places = _places(settings, classifier)
+            gate = Gate.load(classifier=classifier)
+            report = evaluate_gate(_WithPlaces(gate, places), read_gate_csv(args.file))
+            print(format_gate_report(report))
+            return 0
         rows = read_labelled_csv(args.file)
     except ValueError as exc:
         raise CliError(str(exc)) from None
     print(format_report(evaluate(classifier, rows)))
     return 0
+
+
+class _WithPlaces:
+    """The gate with the org's place names, as `evaluate_gate` calls it."""
+
+    def __init__(self, gate: Gate, places: PlaceIndex) -> None:
+        self.gate = gate
+        self.places = places
+
+    def check(self, text: str) -> Verdict:
+        return self.gate.check(text, self.places.spans)
 
 
 def _nlp_train(settings: Settings, args: argparse.Namespace) -> int:

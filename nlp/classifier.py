@@ -1,9 +1,14 @@
 """Keyword classifier: a rules file (TOML) of weighted keywords per label, plus urgency cues.
 
-A message is normalised, segmented (private jieba tokenizer), and every keyword of the rules found in
-it adds its weight to its label's score (each distinct keyword once). Urgent cues add the ``[urgent]``
-boost to the urgent label. A keyword that is itself an urgent cue does not vote when the message
-negates it (``没有着火`` is not a fire report: see ``[urgent] negations``); hypotheticals
+A message is normalised, its known slips rewritten (``[variants]``: 电题 → 电梯), segmented (private
+jieba tokenizer), and every keyword of the rules found in it adds its weight to its label's score (each
+distinct keyword once). A keyword found inside a longer one (灯 inside 楼道灯) or inside a ``[mask]`` word
+(卫生 inside 卫生间, 偷 inside 偷偷) does not count on its own. A label's ``combos`` add their weight when
+words of every group occur together (电动车 + 电梯 is a fire risk, not a parking problem).
+
+Category and urgency are independent: urgent cues decide `urgent`, never the label (a legacy rules file
+may still give ``[urgent] label`` a ``boost``). A keyword that is itself an urgent cue does not vote when
+the message negates it (``没有着火`` is not a fire report: see ``[urgent] negations``); hypotheticals
 (``担心会着火``) still vote for the label, they only cancel urgency.
 
 With ``[settings] lead_weight = β`` (learned rules use it), a keyword that also occurs in the message's
@@ -20,7 +25,7 @@ from __future__ import annotations
 import math
 import re
 import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -29,14 +34,17 @@ from typing import Any
 from nlp import segment as _segment
 from nlp.matcher import KeywordMatcher
 from nlp.normalize import normalize
-from nlp.urgency import UrgencyDetector
+from nlp.urgency import COMMON_KEYS, UrgencyDetector, combo_words, normalised_section
+from nlp.vocabulary import Vocabulary
 
 __all__ = [
     "RESPONDERS",
     "Classification",
     "Classifier",
+    "LabelCombo",
     "Rule",
     "RulesError",
+    "Vocabulary",
     "default_rules_path",
     "keyword_hits",
     "lead_length",
@@ -46,16 +54,26 @@ __all__ = [
 
 RESPONDERS = ("grid", "department", "community")
 _DURATION = re.compile(r"^\d+[smhd]$")
-_LABEL_KEYS = {"responder", "accept", "resolve", "bias", "keywords"}
-_SETTINGS_KEYS = {"fallback", "min_score", "temperature", "lead_weight"}
-_URGENT_KEYS = {"label", "boost", "keywords", "negations", "hypotheticals", "negation_fillers", "ignore"}
-_TOP_KEYS = {"settings", "label", "urgent", "meta"}
+_LABEL_KEYS = {"responder", "accept", "resolve", "bias", "keywords", "combos"}
+_SETTINGS_KEYS = {"fallback", "min_score", "temperature", "lead_weight", "longest_only"}
+_URGENT_LISTS = ("keywords", "negations", "hypotheticals", "negation_fillers", "ignore")
+_KIND_KEYS = {"keywords", "combos"}
+_TOP_KEYS = {"settings", "label", "urgent", "meta", "mask", "variants"}
 # The lead (title or first sentence) ends at the first space or sentence-ending mark.
 _LEAD_END = re.compile(r"[\s。！？!?；;]")
 
 
 class RulesError(ValueError):
     """A rules file that cannot be used; the message is one line naming the problem."""
+
+
+@dataclass(frozen=True)
+class LabelCombo:
+    """Words of every group within `within` characters of each other add `weight` to the label."""
+
+    groups: tuple[tuple[str, ...], ...]
+    weight: float
+    within: int = 12
 
 
 @dataclass(frozen=True)
@@ -68,6 +86,7 @@ class Rule:
     resolve: str | None
     keywords: dict[str, float] = field(default_factory=dict, hash=False)
     bias: float = 0.0
+    combos: tuple[LabelCombo, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -77,9 +96,10 @@ class Classification:
     label: str
     confidence: float
     urgent: bool
-    keywords: tuple[str, ...]  # keywords that voted for `label`, strongest first
+    keywords: tuple[str, ...]  # keywords (and combos, ``a+b``) that voted for `label`, strongest first
     urgent_keywords: tuple[str, ...]  # urgent cues found (after negation)
     candidates: tuple[tuple[str, float], ...]  # top 3 labels with their probability, best first
+    urgent_kinds: tuple[str, ...] = ()  # kinds of emergency (fire, gas, police, medical …), first found first
 
 
 def default_rules_path() -> Path:
@@ -117,6 +137,24 @@ def _string_list(value: Any) -> bool:
     return isinstance(value, list) and all(isinstance(v, str) and v for v in value)
 
 
+def _check_combos(value: Any, ctx: str, *, weighted: bool) -> None:
+    if not isinstance(value, list):
+        raise RulesError(f"{ctx}: combos must be a list of {{ all = [[…], […]] }} tables")
+    for combo in value:
+        if not isinstance(combo, Mapping) or set(combo) - {"all", "weight", "within"}:
+            raise RulesError(
+                f"{ctx}: each combo is {{ all = [[…], […]]{', weight = 2.0' if weighted else ''} }}"
+            )
+        groups = combo.get("all")
+        if not isinstance(groups, list) or len(groups) < 2 or not all(_string_list(g) and g for g in groups):
+            raise RulesError(f"{ctx}: a combo needs at least two non-empty word lists in all = […]")
+        if weighted and not _number(combo.get("weight")):
+            raise RulesError(f"{ctx}: a combo needs a numeric weight")
+        within = combo.get("within", 10)
+        if not isinstance(within, int) or isinstance(within, bool) or within < 1:
+            raise RulesError(f"{ctx}: combo within must be a positive number of characters")
+
+
 def validate_rules(data: Mapping[str, Any], where: str = "rules") -> None:
     """Raise `RulesError` (one line) unless `data` is a usable rules dict."""
     unknown = set(data) - _TOP_KEYS
@@ -151,6 +189,8 @@ def validate_rules(data: Mapping[str, Any], where: str = "rules") -> None:
                 raise RulesError(f"{ctx}: empty keyword")
             if not _number(weight):
                 raise RulesError(f"{ctx}: weight of keyword {word!r} must be a number")
+        if "combos" in rule:
+            _check_combos(rule["combos"], ctx, weighted=True)
     settings = data.get("settings", {})
     if not isinstance(settings, Mapping):
         raise RulesError(f"{where}: [settings] must be a table")
@@ -163,23 +203,52 @@ def validate_rules(data: Mapping[str, Any], where: str = "rules") -> None:
     for key in ("min_score", "temperature", "lead_weight"):
         if key in settings and not _number(settings[key]):
             raise RulesError(f"{where}: [settings] {key} must be a number")
+    if not isinstance(settings.get("longest_only", False), bool):
+        raise RulesError(f"{where}: [settings] longest_only must be true or false")
     if settings.get("lead_weight", 0) < 0:
         raise RulesError(f"{where}: [settings] lead_weight must not be negative")
     if "temperature" in settings and settings["temperature"] <= 0:
         raise RulesError(f"{where}: [settings] temperature must be positive")
-    urgent = data.get("urgent", {})
+    mask = data.get("mask", {})
+    if not isinstance(mask, Mapping) or set(mask) - {"words"} or not _string_list(mask.get("words", [])):
+        raise RulesError(f'{where}: [mask] must be words = ["…", …]')
+    masked = set(mask.get("words", [])) & {w for rule in labels.values() for w in rule.get("keywords", {})}
+    if masked:
+        raise RulesError(
+            f"{where}: [mask] word {sorted(masked)[0]!r} is also a keyword; a mask word never votes"
+        )
+    variants = data.get("variants", {})
+    if not isinstance(variants, Mapping) or not all(
+        isinstance(k, str) and k and isinstance(v, str) and v for k, v in variants.items()
+    ):
+        raise RulesError(f'{where}: [variants] must be a table of "written" = "meant"')
+    _validate_urgent(data.get("urgent", {}), labels, where)
+
+
+def _validate_urgent(urgent: Any, labels: Mapping[str, Any], where: str) -> None:
     if not isinstance(urgent, Mapping):
         raise RulesError(f"{where}: [urgent] must be a table")
-    bad = set(urgent) - _URGENT_KEYS
-    if bad:
-        raise RulesError(f"{where}: [urgent] unknown key {sorted(bad)[0]!r}")
-    for key in ("keywords", "negations", "hypotheticals", "negation_fillers", "ignore"):
-        if key in urgent and not _string_list(urgent[key]):
-            raise RulesError(f"{where}: [urgent] {key} must be a list of non-empty strings")
-    if "label" in urgent and urgent["label"] not in labels:
-        raise RulesError(f"{where}: [urgent] label {urgent['label']!r} is not a label")
-    if "boost" in urgent and not _number(urgent["boost"]):
-        raise RulesError(f"{where}: [urgent] boost must be a number")
+    for key, value in urgent.items():
+        if key in _URGENT_LISTS:
+            if not _string_list(value):
+                raise RulesError(f"{where}: [urgent] {key} must be a list of non-empty strings")
+        elif key == "label":
+            if value not in labels:
+                raise RulesError(f"{where}: [urgent] label {value!r} is not a label")
+        elif key == "boost":
+            if not _number(value):
+                raise RulesError(f"{where}: [urgent] boost must be a number")
+        elif isinstance(value, Mapping):  # a kind of emergency
+            ctx = f"{where}: [urgent.{key}]"
+            if set(value) - _KIND_KEYS:
+                raise RulesError(f"{ctx}: unknown key {sorted(set(value) - _KIND_KEYS)[0]!r}")
+            if not _string_list(value.get("keywords", [])):
+                raise RulesError(f"{ctx}: keywords must be a list of non-empty strings")
+            if "combos" in value:
+                _check_combos(value["combos"], ctx, weighted=False)
+        else:
+            raise RulesError(f"{where}: [urgent] unknown key {key!r}")
+    assert set(_URGENT_LISTS) | {"label", "boost"} <= COMMON_KEYS
 
 
 def lead_length(text: str) -> int:
@@ -194,18 +263,29 @@ def lead_length(text: str) -> int:
     return len(normalize(text[: end.start()]))
 
 
+_PLAIN = Vocabulary({})
+
+
 def keyword_hits(
     matcher: KeywordMatcher,
     text: str,
     *,
     lead_weight: float = 0.0,
     urgency: UrgencyDetector | None = None,
+    vocabulary: Vocabulary = _PLAIN,
+    longest_only: bool = False,
 ) -> tuple[str, dict[str, float]]:
-    """The normalised `text` and the keywords of `matcher` found in it, each with its multiplier:
-    1, or 1 + `lead_weight` when it also occurs in the lead. Urgent cues that `urgency` finds
-    negated at every occurrence are left out. Classification and training both use this."""
-    norm = normalize(text).lower()
+    """The read form of `text` and the keywords of `matcher` found in it, each with its multiplier:
+    1, or 1 + `lead_weight` when it also occurs in the lead. Keywords inside a longer match or a mask
+    word (with `longest_only`), and urgent cues that `urgency` finds negated at every occurrence, are
+    left out. Keywords inside a mask word never count.
+    Classification and training both use this."""
+    norm = vocabulary.read(text)
     found = matcher.find(norm, _segment.segment(norm))
+    if vocabulary.mask:
+        found = unmasked(found, vocabulary.mask)
+    if longest_only:
+        found = outermost(found)
     if not found:
         return norm, {}
     denied: set[str] = set()
@@ -225,6 +305,31 @@ def keyword_hits(
     return norm, hits
 
 
+def unmasked(found: Sequence[tuple[str, int]], mask: frozenset[str]) -> list[tuple[str, int]]:
+    """The matches that are not mask words and do not lie inside one (卫生间 hides its 卫生)."""
+    spans = [(start, start + len(word)) for word, start in found if word in mask]
+    if not spans:
+        return list(found)
+    return [
+        (word, start)
+        for word, start in found
+        if word not in mask and not any(s <= start and start + len(word) <= e for s, e in spans)
+    ]
+
+
+def outermost(found: Sequence[tuple[str, int]]) -> list[tuple[str, int]]:
+    """The matches not lying inside a longer match (楼道灯 hides the 灯 in it)."""
+    if len(found) < 2:
+        return list(found)
+    spans = sorted(((start, start + len(kw)) for kw, start in found), key=lambda s: (s[0], -s[1]))
+    kept: list[tuple[str, int]] = []
+    for kw, start in found:
+        end = start + len(kw)
+        if not any(s <= start and end <= e and (e - s) > (end - start) for s, e in spans):
+            kept.append((kw, start))
+    return kept
+
+
 class Classifier:
     """Classifies messages with a rules dict; cheap to call from many coroutines (no I/O, no awaits)."""
 
@@ -241,6 +346,14 @@ class Classifier:
                 resolve=table.get("resolve"),
                 keywords={str(k): float(v) for k, v in table.get("keywords", {}).items()},
                 bias=float(table.get("bias", 0.0)),
+                combos=tuple(
+                    LabelCombo(
+                        tuple(tuple(normalize(w).lower() for w in group) for group in combo["all"]),
+                        float(combo["weight"]),
+                        int(combo.get("within", 12)),
+                    )
+                    for combo in table.get("combos", ())
+                ),
             )
         self._labels = tuple(self._rules)
         index = {name: i for i, name in enumerate(self._labels)}
@@ -250,7 +363,9 @@ class Classifier:
         self._min_score: float | None = float(min_score) if min_score is not None else None
         self._temperature = float(settings.get("temperature", 1.0))
         self._lead_weight = float(settings.get("lead_weight", 0.0))
+        self._longest_only = bool(settings.get("longest_only", False))
         self._bias = [self._rules[name].bias for name in self._labels]
+        self.vocabulary = Vocabulary(rules)
         votes: dict[str, list[tuple[int, float]]] = {}
         self._weights: list[dict[str, float]] = [{} for _ in self._labels]
         for name, rule in self._rules.items():
@@ -260,11 +375,12 @@ class Classifier:
                     votes.setdefault(norm, []).append((index[name], weight))
                     self._weights[index[name]][norm] = weight
         self._votes = {word: tuple(v) for word, v in votes.items()}
-        self._matcher = KeywordMatcher(self._votes)
+        self._combos = [(index[name], combo) for name, rule in self._rules.items() for combo in rule.combos]
+        combo_words = {w for _, combo in self._combos for group in combo.groups for w in group}
+        self._matcher = KeywordMatcher(set(self._votes) | self.vocabulary.mask)
+        self._combo_matcher = KeywordMatcher(combo_words | self.vocabulary.mask)
         urgent = rules.get("urgent", {})
-        self._urgency = UrgencyDetector.from_section(
-            {k: [normalize(w).lower() for w in v] if isinstance(v, list) else v for k, v in urgent.items()}
-        )
+        self._urgency = UrgencyDetector.from_section(normalised_section(urgent))
         self._urgent_label: int | None = index.get(urgent.get("label", ""))
         self._urgent_boost = float(urgent.get("boost", 0.0))
 
@@ -307,26 +423,53 @@ class Classifier:
 
     def matched_keywords(self, text: str) -> list[str]:
         """Distinct rule keywords found in already-normalised `text` (used by training)."""
-        found = self._matcher.find(text, _segment.segment(text))
+        found = unmasked(self._matcher.find(text, _segment.segment(text)), self.vocabulary.mask)
+        if self._longest_only:
+            found = outermost(found)
         return list(dict.fromkeys(kw for kw, _ in found))
 
     def scores(self, text: str) -> tuple[list[float], dict[int, list[str]], tuple[str, ...]]:
         """Raw per-label scores, the keywords voting for each label, and the urgent cues."""
-        norm, hits = keyword_hits(self._matcher, text, lead_weight=self._lead_weight, urgency=self._urgency)
+        scores, voters, urgency = self._score(text)
+        return scores, voters, urgency.cues
+
+    def _score(self, text: str) -> tuple[list[float], dict[int, list[str]], Any]:
+        norm, hits = keyword_hits(
+            self._matcher,
+            text,
+            lead_weight=self._lead_weight,
+            urgency=self._urgency,
+            vocabulary=self.vocabulary,
+            longest_only=self._longest_only,
+        )
         scores = list(self._bias)
         voters: dict[int, list[str]] = {}
         for word, factor in hits.items():
             for idx, weight in self._votes[word]:
                 scores[idx] += weight * factor
                 voters.setdefault(idx, []).append(word)
-        cues = self._urgency.detect(norm)
-        if cues and self._urgent_label is not None:
+        if self._combos:
+            positions = self._positions(norm)
+            for idx, combo in self._combos:
+                words = combo_words(combo.groups, combo.within, positions)
+                if words:
+                    scores[idx] += combo.weight
+                    voters.setdefault(idx, []).append("+".join(words))
+        urgency = self._urgency.assess(norm)
+        if urgency and self._urgent_label is not None and self._urgent_boost:
             scores[self._urgent_label] += self._urgent_boost
-        return scores, voters, cues
+        return scores, voters, urgency
+
+    def _positions(self, norm: str) -> dict[str, list[int]]:
+        """Where each combo word occurs in `norm` (as a plain substring), except inside a mask word."""
+        positions: dict[str, list[int]] = {}
+        for word, start in unmasked(self._combo_matcher.find(norm), self.vocabulary.mask):
+            positions.setdefault(word, []).append(start)
+        return positions
 
     def classify(self, text: str) -> Classification:
         """Classify one message (any form: it is normalised here)."""
-        scores, voters, cues = self.scores(text)
+        scores, voters, urgency = self._score(text)
         effective = list(scores)
         best = max(range(len(scores)), key=scores.__getitem__)
         fb = self._fallback
@@ -344,12 +487,13 @@ class Classifier:
         order = sorted(range(len(probs)), key=lambda i: (-probs[i], i))
         candidates = tuple((self._labels[i], round(probs[i], 4)) for i in order[:3])
         weights = self._weights[best]
-        keywords = tuple(sorted(voters.get(best, ()), key=lambda w: (-weights.get(w, 0.0), w)))
+        keywords = tuple(sorted(voters.get(best, ()), key=lambda w: (-weights.get(w, 2.5), w)))
         return Classification(
             label=self._labels[best],
             confidence=round(probs[best], 4),
-            urgent=bool(cues),
+            urgent=bool(urgency),
             keywords=keywords,
-            urgent_keywords=cues,
+            urgent_keywords=urgency.cues,
             candidates=candidates,
+            urgent_kinds=urgency.kinds,
         )

@@ -1,7 +1,10 @@
-"""Evaluation of a classifier on labelled CSV rows: accuracy, macro-F1, per-label P/R/F1, confusion.
+"""Evaluation on labelled CSV rows: the classifier (accuracy, macro-F1, per-label P/R/F1, confusion)
+and the gate (report / not_report confusion).
 
-CSV format: a header with the columns ``text`` and ``label``, optionally ``urgent`` (0/1) and ``id``.
+Classifier CSV: a header with the columns ``text`` and ``label``, optionally ``urgent`` (0/1) and ``id``;
 `format_report` ends with the line ``accuracy=0.XXXX macro_f1=0.XXXX n=N`` that scripts parse.
+Gate CSV: ``text,kind`` with kind ``report`` or ``not_report``; `format_gate_report` ends with
+``gate_accuracy=0.XXXX report_recall=0.XXXX n=N``.
 """
 
 from __future__ import annotations
@@ -14,11 +17,18 @@ from pathlib import Path
 from typing import Protocol
 
 __all__ = [
+    "GATE_KINDS",
     "EvalReport",
+    "GateReport",
+    "GateRow",
     "LabelMetrics",
     "LabelledRow",
+    "csv_columns",
     "evaluate",
+    "evaluate_gate",
+    "format_gate_report",
     "format_report",
+    "read_gate_csv",
     "read_labelled_csv",
     "score_predictions",
 ]
@@ -213,4 +223,133 @@ def format_report(report: EvalReport, *, max_errors: int = 0) -> str:
             lines.append(f"  {gold} → {predicted}: {text[:60]}")
     lines.append("")
     lines.append(f"accuracy={report.accuracy:.4f} macro_f1={report.macro_f1:.4f} n={report.n}")
+    return "\n".join(lines)
+
+
+# --- the gate: report / not_report ---------------------------------------------------------------
+
+GATE_KINDS = ("report", "not_report")
+
+
+@dataclass(frozen=True)
+class GateRow:
+    text: str
+    kind: str  # "report" or "not_report"
+
+
+@dataclass(frozen=True)
+class GateReport:
+    n: int
+    accuracy: float
+    report_recall: float
+    report_precision: float
+    confusion: tuple[tuple[int, int], tuple[int, int]]  # [gold][predicted], report first
+    by_reason: tuple[tuple[str, int], ...]  # predicted not-report kinds with their counts
+    errors: tuple[tuple[str, str, str], ...] = field(default=(), repr=False)  # (text, gold, verdict kind)
+
+
+class _Gates(Protocol):
+    def check(self, text: str) -> _Verdict: ...
+
+
+class _Verdict(Protocol):
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def report(self) -> bool: ...
+
+
+def csv_columns(path: str | Path) -> list[str]:
+    """The header of a CSV file (stripped); ValueError (one line) when it cannot be read."""
+    p = Path(path)
+    try:
+        with p.open(encoding="utf-8-sig", newline="") as handle:
+            header = next(csv.reader(handle), [])
+    except FileNotFoundError:
+        raise ValueError(f"{p}: file not found") from None
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise ValueError(f"{p}: cannot read: {exc}") from None
+    return [c.strip() for c in header]
+
+
+def read_gate_csv(path: str | Path) -> list[GateRow]:
+    """Rows of a ``text,kind`` CSV (kind = report / not_report); ValueError (one line) on a bad file."""
+    p = Path(path)
+    rows: list[GateRow] = []
+    try:
+        with p.open(encoding="utf-8-sig", newline="") as handle:
+            reader = csv.DictReader(handle)
+            columns = [c.strip() for c in reader.fieldnames or []]
+            reader.fieldnames = columns
+            if "text" not in columns or "kind" not in columns:
+                raise ValueError(f"{p}: need a header with text,kind")
+            for line_no, record in enumerate(reader, start=2):
+                text = (record.get("text") or "").strip()
+                kind = (record.get("kind") or "").strip()
+                if not text and not kind:
+                    continue
+                if kind not in GATE_KINDS:
+                    raise ValueError(f"{p}: line {line_no}: kind must be report or not_report, not {kind!r}")
+                rows.append(GateRow(text, kind))
+    except FileNotFoundError:
+        raise ValueError(f"{p}: file not found") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{p}: not UTF-8 text") from None
+    except csv.Error as exc:
+        raise ValueError(f"{p}: bad CSV: {exc}") from None
+    return rows
+
+
+def evaluate_gate(gate: _Gates, rows: Iterable[GateRow]) -> GateReport:
+    """Check every row with the gate and compare with its gold kind."""
+    matrix = [[0, 0], [0, 0]]
+    reasons: Counter[str] = Counter()
+    errors: list[tuple[str, str, str]] = []
+    n = 0
+    for row in rows:
+        n += 1
+        verdict = gate.check(row.text)
+        gold = 0 if row.kind == "report" else 1
+        predicted = 0 if verdict.report else 1
+        matrix[gold][predicted] += 1
+        if not verdict.report:
+            reasons[verdict.kind] += 1
+        if gold != predicted:
+            errors.append((row.text, row.kind, verdict.kind))
+    correct = matrix[0][0] + matrix[1][1]
+    return GateReport(
+        n=n,
+        accuracy=_safe_div(correct, n),
+        report_recall=_safe_div(matrix[0][0], matrix[0][0] + matrix[0][1]),
+        report_precision=_safe_div(matrix[0][0], matrix[0][0] + matrix[1][0]),
+        confusion=((matrix[0][0], matrix[0][1]), (matrix[1][0], matrix[1][1])),
+        by_reason=tuple(sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))),
+        errors=tuple(errors),
+    )
+
+
+def format_gate_report(report: GateReport, *, max_errors: int = 0) -> str:
+    """The gate's confusion; the last line is ``gate_accuracy=0.XXXX report_recall=0.XXXX n=N``."""
+    (rr, rn), (nr, nn) = report.confusion
+    width = max(len(str(v)) for v in (rr, rn, nr, nn, 1)) + 2
+    lines = [
+        "confusion (rows = gold, columns = gate):",
+        " " * 12 + "report".rjust(width + 6) + "not_report".rjust(width + 6),
+        "report".ljust(12) + str(rr).rjust(width + 6) + str(rn).rjust(width + 6),
+        "not_report".ljust(12) + str(nr).rjust(width + 6) + str(nn).rjust(width + 6),
+        "",
+        f"report precision={report.report_precision:.4f} recall={report.report_recall:.4f}",
+    ]
+    if report.by_reason:
+        lines.append(
+            "not-report answers: " + ", ".join(f"{kind} {count}" for kind, count in report.by_reason)
+        )
+    if max_errors and report.errors:
+        lines.append("")
+        lines.append("errors (gold → gate):")
+        for text, gold, kind in report.errors[:max_errors]:
+            lines.append(f"  {gold} → {kind}: {text[:60]}")
+    lines.append("")
+    lines.append(f"gate_accuracy={report.accuracy:.4f} report_recall={report.report_recall:.4f} n={report.n}")
     return "\n".join(lines)

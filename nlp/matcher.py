@@ -4,6 +4,8 @@ Keywords are found as substrings (so ``垃圾`` matches inside ``垃圾桶``), b
 word boundary with a ragged edge is rejected: in ``楼道里停电动车`` jieba cuts ``停 / 电动车``, so
 ``停电`` would start in one word and end in the middle of the next — that is not a power cut. The rule:
 a match is valid when it lies wholly inside one token, or when both its ends fall on token boundaries.
+Keywords of `SPECIFIC` (3) or more characters count wherever they occur: jieba cuts residents' run-on
+sentences unpredictably, and a three-character phrase rarely appears by accident.
 
 Lookup is a hash probe per (position, keyword length) with keywords indexed by first character, so the
 cost grows with the text length and the number of distinct keyword lengths, not the number of keywords.
@@ -13,7 +15,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-__all__ = ["KeywordMatcher"]
+__all__ = ["SPECIFIC", "KeywordMatcher"]
+
+SPECIFIC = 3
 
 
 class KeywordMatcher:
@@ -63,9 +67,12 @@ class KeywordMatcher:
             end = start + len(kw)
             first = owner[start]
             last = owner[end - 1]
-            # Wholly inside one token, or starting at a token start and ending at a token end.
-            if first == last or (
-                (start == 0 or owner[start - 1] != first) and (end == n or owner[end] != last)
+            # Long enough to be specific, wholly inside one token, or starting at a token start and
+            # ending at a token end.
+            if (
+                len(kw) >= SPECIFIC
+                or first == last
+                or ((start == 0 or owner[start - 1] != first) and (end == n or owner[end] != last))
             ):
                 valid.append((kw, start))
         return valid

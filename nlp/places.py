@@ -120,6 +120,20 @@ class PlaceIndex:
             return best[2]
         return self._fuzzy_find(norm)
 
+    def spans(self, text: str) -> list[tuple[int, int]]:
+        """(start, end) of every place name, alias and range street in `text` (normalised form), with
+        the building or number written right after it."""
+        norm = normalize(text).lower()
+        found = []
+        for name, start in [*self._matcher.find(norm), *self._bases.find(norm)]:
+            end = start + len(name)
+            number = _HOUSE_NUMBER.match(norm, end)
+            if number and number.end() > end:
+                end = number.end()
+            detail = _DETAIL.match(norm, end)
+            found.append((start, detail.end() if detail else end))
+        return found
+
     def _range_match(self, text: str, base: str, start: int) -> PlaceMatch | None:
         end = start + len(base)
         ranges = [r for r in self._ranges if r.base == base]

@@ -30,11 +30,11 @@ from pathlib import Path
 from typing import Any
 
 from nlp import segment as _segment
-from nlp.classifier import Classifier, keyword_hits, load_rules_dict, validate_rules
+from nlp.classifier import Classifier, Vocabulary, keyword_hits, load_rules_dict, validate_rules
 from nlp.evaluate import LabelledRow
 from nlp.matcher import KeywordMatcher
 from nlp.normalize import normalize
-from nlp.urgency import UrgencyDetector
+from nlp.urgency import UrgencyDetector, normalised_section
 
 __all__ = ["features", "merge_rules", "train", "write_rules"]
 
@@ -95,17 +95,15 @@ def train(
         raise ValueError("training needs rows of at least two labels")
     if lead_weight < 0:
         raise ValueError("lead_weight must not be negative")
-    default_urgent = load_rules_dict(None).get("urgent", {})
-    urgency = UrgencyDetector.from_section(
-        {
-            k: [normalize(w).lower() for w in v] if isinstance(v, list) else v
-            for k, v in default_urgent.items()
-        }
-    )
+    default = load_rules_dict(None)
+    default_urgent = default.get("urgent", {})
+    urgency = UrgencyDetector.from_section(normalised_section(default_urgent))
+    reading = {key: default[key] for key in ("mask", "variants") if key in default}
+    vocabulary = Vocabulary(reading)
     docs: list[tuple[str, list[str], str]] = []
     doc_freq: Counter[str] = Counter()
     for text, label in pairs:
-        norm = normalize(text).lower()
+        norm = vocabulary.read(text)
         tokens = _segment.segment(norm)
         docs.append((text, tokens, label))
         doc_freq.update(_candidates(tokens))
@@ -113,7 +111,10 @@ def train(
         min_df = 1
     matcher = KeywordMatcher(w for w, c in doc_freq.items() if c >= min_df)
     rows_feats = [
-        (keyword_hits(matcher, text, lead_weight=lead_weight, urgency=urgency)[1], label)
+        (
+            keyword_hits(matcher, text, lead_weight=lead_weight, urgency=urgency, vocabulary=vocabulary)[1],
+            label,
+        )
         for text, _, label in docs
     ]
 
@@ -135,6 +136,7 @@ def train(
         "meta": {"learned_from_rows": len(docs), "top_k": top_k},
         "settings": settings,
         "label": label_tables,
+        **reading,  # read the text as the default rules do (variants, mask words)
     }
     urgent = {k: v for k, v in default_urgent.items() if k not in ("label", "boost")}
     if default_urgent.get("label") in label_tables:
@@ -299,13 +301,18 @@ def _toml_value(value: Any) -> str:
     raise TypeError(f"cannot write {type(value).__name__} to TOML")
 
 
-def _write_table(lines: list[str], header: str, table: Mapping[str, Any]) -> None:
+def _write_table(lines: list[str], header: str, table: Mapping[str, Any], *, nested: bool = False) -> None:
+    """`table` under `header`; with `nested`, its sub-tables follow as ``[header.key]``."""
     lines.append(f"[{header}]")
     for key, value in table.items():
         if isinstance(value, Mapping):
             continue
         lines.append(f"{_toml_str(str(key))} = {_toml_value(value)}")
     lines.append("")
+    if nested:
+        for key, value in table.items():
+            if isinstance(value, Mapping):
+                _write_table(lines, f"{header}.{_toml_str(str(key))}", value, nested=True)
 
 
 def rules_to_toml(rules: Mapping[str, Any]) -> str:
@@ -319,9 +326,11 @@ def rules_to_toml(rules: Mapping[str, Any]) -> str:
             "# lead_weight: a keyword that is also in the title or first sentence counts (1 + lead_weight) times."
         )
     lines.append("")
-    for section in ("meta", "settings"):
+    for section in ("meta", "settings", "mask"):
         if section in rules:
             _write_table(lines, section, rules[section])
+    if rules.get("variants"):
+        _write_table(lines, "variants", rules["variants"])
     for name, table in rules["label"].items():
         header = f"label.{_toml_str(name)}"
         _write_table(lines, header, {k: v for k, v in table.items() if k != "keywords"})
@@ -331,7 +340,7 @@ def rules_to_toml(rules: Mapping[str, Any]) -> str:
             lines.append(f"{_toml_str(word)} = {_toml_value(float(weight))}")
         lines.append("")
     if "urgent" in rules:
-        _write_table(lines, "urgent", rules["urgent"])
+        _write_table(lines, "urgent", rules["urgent"], nested=True)
     return "\n".join(lines).rstrip() + "\n"
 
 

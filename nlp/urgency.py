@@ -3,14 +3,27 @@
 Tuned for recall — a false alarm costs a phone call, a missed fire costs far more — but a cue that is
 negated (``没有着火``, ``无人员被困``) or hypothetical (``担心会着火``) right before it does not count,
 nor does a cue inside a phrase that names a hazard rather than an event (``火灾隐患``, ``消防演练``).
-The cues live in the ``[urgent]`` section of the rules file: ``negations`` deny the event (the
-classifier also drops a negated cue from its keywords), ``hypotheticals`` only make it not urgent.
+
+The cues live in the ``[urgent]`` section of the rules file, grouped by the *kind* of emergency, because
+the kind decides what the resident is told to do first (fire and gas → 119, violence → 110, a person
+hurt → 120, water or electricity → get away and call the property or utility line):
+
+* ``[urgent.<kind>] keywords`` — phrases that are an emergency on their own (``着火``, ``被困``);
+* ``[urgent.<kind>] combos`` — concepts that are an emergency together, within a few characters of each
+  other, whatever the exact phrase: ``{ all = [["小孩", "孩子"], ["窗外", "阳台外", "窗台"]] }`` makes
+  ``有个小孩站在6楼窗台外面`` urgent without that sentence being in any list;
+* ``negations`` right before a cue deny the event (the classifier also drops a negated cue from its
+  keywords); ``hypotheticals`` (担心, 万一, 以前) make every cue after them in the same clause not urgent,
+  without denying it; ``ignore`` lists phrases that contain a cue but are no event.
+
+A legacy top-level ``[urgent] keywords`` list is read as the kind ``any``.
 """
 
 from __future__ import annotations
 
+import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
@@ -18,8 +31,46 @@ from typing import Any
 
 from nlp.matcher import KeywordMatcher
 from nlp.normalize import normalize
+from nlp.vocabulary import Vocabulary
 
-__all__ = ["UrgencyDetector", "default_detector", "detect_urgency"]
+__all__ = [
+    "COMMON_KEYS",
+    "Combo",
+    "Urgency",
+    "UrgencyDetector",
+    "combo_words",
+    "default_detector",
+    "detect_urgency",
+    "urgent_kinds",
+]
+
+# Keys of [urgent] that are settings, not kinds of emergency.
+COMMON_KEYS = frozenset(
+    {"negations", "hypotheticals", "negation_fillers", "ignore", "label", "boost", "keywords"}
+)
+ANY = "any"
+_CLAUSE_END = re.compile(r"[，,。.！!？?；;…\s]")
+DEFAULT_WITHIN = 10
+
+
+@dataclass(frozen=True)
+class Combo:
+    """Words of each group present within `within` characters of each other make `kind` urgent."""
+
+    kind: str
+    groups: tuple[tuple[str, ...], ...]
+    within: int = DEFAULT_WITHIN
+
+
+@dataclass(frozen=True)
+class Urgency:
+    """The urgent cues found (phrases, or ``a+b`` for a combo) and their kinds, in order of appearance."""
+
+    cues: tuple[str, ...] = ()
+    kinds: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.cues)
 
 
 @dataclass(frozen=True)
@@ -31,10 +82,14 @@ class UrgencyDetector:
     fillers: tuple[str, ...] = ()
     ignore: tuple[str, ...] = ()
     hypotheticals: tuple[str, ...] = ()
+    kinds: Mapping[str, str] = field(default_factory=dict)  # cue → kind (default: ANY)
+    combos: tuple[Combo, ...] = ()
     _cues: KeywordMatcher = field(init=False, repr=False, compare=False)
     _neg: KeywordMatcher = field(init=False, repr=False, compare=False)
     _strict: KeywordMatcher = field(init=False, repr=False, compare=False)
     _ignore: KeywordMatcher = field(init=False, repr=False, compare=False)
+    _hyp: KeywordMatcher = field(init=False, repr=False, compare=False)
+    _combo_words: KeywordMatcher = field(init=False, repr=False, compare=False)
     _max_filler: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -42,17 +97,40 @@ class UrgencyDetector:
         object.__setattr__(self, "_neg", KeywordMatcher(self.negations + self.hypotheticals))
         object.__setattr__(self, "_strict", KeywordMatcher(self.negations))
         object.__setattr__(self, "_ignore", KeywordMatcher(self.ignore))
+        object.__setattr__(self, "_hyp", KeywordMatcher(self.hypotheticals))
+        words = {word for combo in self.combos for group in combo.groups for word in group}
+        object.__setattr__(self, "_combo_words", KeywordMatcher(words))
         object.__setattr__(self, "_max_filler", max((len(f) for f in self.fillers), default=0))
 
     @classmethod
     def from_section(cls, section: Mapping[str, Any]) -> UrgencyDetector:
-        """Build from a parsed ``[urgent]`` table (validated by the caller)."""
+        """Build from a parsed ``[urgent]`` table (validated by the caller; words already normalised)."""
+        keywords: list[str] = []
+        kinds: dict[str, str] = {}
+        combos: list[Combo] = []
+
+        def add(words: Sequence[str], kind: str) -> None:
+            for word in words:
+                if word not in kinds:
+                    kinds[word] = kind
+                    keywords.append(word)
+
+        add(section.get("keywords", ()), ANY)
+        for kind, table in section.items():
+            if kind in COMMON_KEYS or not isinstance(table, Mapping):
+                continue
+            add(table.get("keywords", ()), kind)
+            for combo in table.get("combos", ()):
+                groups = tuple(tuple(group) for group in combo["all"])
+                combos.append(Combo(kind, groups, int(combo.get("within", DEFAULT_WITHIN))))
         return cls(
-            keywords=tuple(section.get("keywords", ())),
+            keywords=tuple(keywords),
             negations=tuple(section.get("negations", ())),
             fillers=tuple(section.get("negation_fillers", ())),
             ignore=tuple(section.get("ignore", ())),
             hypotheticals=tuple(section.get("hypotheticals", ())),
+            kinds=kinds,
+            combos=tuple(combos),
         )
 
     def is_cue(self, word: str) -> bool:
@@ -64,9 +142,7 @@ class UrgencyDetector:
         occurrence (``没有着火``) — hypotheticals (``担心会着火``) do not deny anything."""
         if not hits:
             return set()
-        ends: dict[int, list[int]] = {}
-        for cue, start in self._strict.find(text):
-            ends.setdefault(start + len(cue), []).append(start)
+        ends = _ends(self._strict, text)
         if not ends:
             return set()
         negated: dict[str, bool] = {}
@@ -76,25 +152,56 @@ class UrgencyDetector:
 
     def detect(self, text: str) -> tuple[str, ...]:
         """Distinct urgent cues found in already-normalised `text`, in order of appearance."""
+        return self.assess(text).cues
+
+    def assess(self, text: str) -> Urgency:
+        """The urgent cues and kinds in already-normalised `text`."""
         hits = self._cues.find(text)
-        if not hits:
-            return ()
+        combo_hits = self._combo_words.find(text) if self.combos else []
+        if not hits and not combo_hits:
+            return Urgency()
         covered: set[int] = set()
         for phrase, start in self._ignore.find(text):
             covered.update(range(start, start + len(phrase)))
-        negation_ends: dict[int, list[int]] = {}
-        for cue, start in self._neg.find(text):
-            negation_ends.setdefault(start + len(cue), []).append(start)
-        result: list[str] = []
+        negation_ends = _ends(self._neg, text)
+        feared = self._feared_clauses(text)
+
+        def live(word: str, start: int) -> bool:
+            if covered and (start in covered or start + len(word) - 1 in covered):
+                return False
+            if feared and any(s < start <= e for s, e in feared):
+                return False
+            return not self._negated(text, start, negation_ends)
+
+        found: list[tuple[int, str, str]] = []  # (position, cue, kind)
+        seen: set[str] = set()
         for cue, start in hits:
-            if cue in result:
-                continue
-            if covered and (start in covered or start + len(cue) - 1 in covered):
-                continue
-            if self._negated(text, start, negation_ends):
-                continue
-            result.append(cue)
-        return tuple(result)
+            if cue not in seen and live(cue, start):
+                seen.add(cue)
+                found.append((start, cue, self.kinds.get(cue, ANY)))
+        if combo_hits:
+            positions: dict[str, list[int]] = {}
+            for word, start in combo_hits:
+                if live(word, start):
+                    positions.setdefault(word, []).append(start)
+            for combo in self.combos:
+                start, words = _combo_match(combo.groups, combo.within, positions)
+                name = "+".join(words)
+                if start is not None and name not in seen:
+                    seen.add(name)
+                    found.append((start, name, combo.kind))
+        found.sort(key=lambda item: item[0])
+        kinds = tuple(dict.fromkeys(kind for _, _, kind in found))
+        return Urgency(tuple(cue for _, cue, _ in found), kinds)
+
+    def _feared_clauses(self, text: str) -> list[tuple[int, int]]:
+        """(start, end) from each hypothetical word (担心, 万一, 以前 …) to the end of its clause: a cue
+        anywhere after it in the clause is feared or past, not happening now."""
+        spans = []
+        for word, start in self._hyp.find(text):
+            end = _CLAUSE_END.search(text, start + len(word))
+            spans.append((start, end.start() if end else len(text)))
+        return spans
 
     def _negated(self, text: str, start: int, negation_ends: dict[int, list[int]]) -> bool:
         if not negation_ends:
@@ -108,18 +215,92 @@ class UrgencyDetector:
         return False
 
 
-def _load_default_section() -> dict[str, Any]:
+def _ends(matcher: KeywordMatcher, text: str) -> dict[int, list[int]]:
+    ends: dict[int, list[int]] = {}
+    for word, start in matcher.find(text):
+        ends.setdefault(start + len(word), []).append(start)
+    return ends
+
+
+def combo_words(
+    groups: Sequence[Sequence[str]], within: int, positions: Mapping[str, list[int]]
+) -> tuple[str, ...]:
+    """The words, one per group, that occur within `within` characters of each other — the earliest
+    such set — or () when the groups do not all occur that close together."""
+    return _combo_match(groups, within, positions)[1]
+
+
+def _combo_match(
+    groups: Sequence[Sequence[str]], within: int, positions: Mapping[str, list[int]]
+) -> tuple[int | None, tuple[str, ...]]:
+    """The earliest start and the words of a set of occurrences, one per group, that lie within
+    `within` characters of each other and do not overlap (停车场 alone is not 车 + 停)."""
+    per_group = [
+        sorted(
+            ((p, word) for word in group for p in positions.get(word, ())), key=lambda o: (o[0], -len(o[1]))
+        )
+        for group in groups
+    ]
+    if not all(per_group):
+        return None, ()
+    for anchor, first_word in per_group[0]:
+        chosen = [(anchor, first_word)]
+        for occurrences in per_group[1:]:
+            near = [
+                (p, w)
+                for p, w in occurrences
+                if abs(p - anchor) <= within and not any(_overlap(p, w, q, v) for q, v in chosen)
+            ]
+            if not near:
+                break
+            chosen.append(min(near, key=lambda item: abs(item[0] - anchor)))
+        else:
+            starts = [p for p, _ in chosen]
+            if max(starts) - min(starts) <= within:
+                return min(starts), tuple(w for _, w in chosen)
+    return None, ()
+
+
+def _overlap(start: int, word: str, other_start: int, other: str) -> bool:
+    return start < other_start + len(other) and other_start < start + len(word)
+
+
+def _load_default_rules() -> dict[str, Any]:
     raw = resources.files("nlp").joinpath("rules", "default.toml").read_text(encoding="utf-8")
-    section = tomllib.loads(raw).get("urgent", {})
-    return dict(section)
+    return tomllib.loads(raw)
+
+
+def normalised_section(section: Mapping[str, Any]) -> dict[str, Any]:
+    """An ``[urgent]`` table with every word in normalised (lower-case) form."""
+
+    def norm(value: Any) -> Any:
+        if isinstance(value, str):
+            return normalize(value).lower()
+        if isinstance(value, list):
+            return [norm(v) for v in value]
+        if isinstance(value, Mapping):
+            return {k: (v if k == "within" else norm(v)) for k, v in value.items()}
+        return value
+
+    return {key: norm(value) for key, value in section.items()}
 
 
 @lru_cache(maxsize=1)
+def _defaults() -> tuple[UrgencyDetector, Vocabulary]:
+    rules = _load_default_rules()
+    return UrgencyDetector.from_section(normalised_section(rules.get("urgent", {}))), Vocabulary(rules)
+
+
 def default_detector() -> UrgencyDetector:
     """The detector built from the built-in default rules."""
-    return UrgencyDetector.from_section(_load_default_section())
+    return _defaults()[0]
 
 
 def detect_urgency(text: str, detector: UrgencyDetector | None = None) -> tuple[str, ...]:
-    """Urgent cues in `text` (any form: it is normalised first) that are not negated."""
-    return (detector or default_detector()).detect(normalize(text))
+    """Urgent cues in `text` (any form: it is read as the default rules read it) that are not negated."""
+    return (detector or default_detector()).detect(_defaults()[1].read(text))
+
+
+def urgent_kinds(text: str, detector: UrgencyDetector | None = None) -> tuple[str, ...]:
+    """The kinds of emergency in `text` (fire, gas, police, medical …), in order of appearance."""
+    return (detector or default_detector()).assess(_defaults()[1].read(text)).kinds

@@ -75,6 +75,20 @@ def redis_url() -> str:
 
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+OWN_DATA = Path(__file__).resolve().parent / "data"
+
+
+def shared_data(name: str) -> Path:
+    """A file of ../shared/data: skipped with the reason when absent, but under CI (CI=true) a failure."""
+    path = SHARED_DATA / name
+    if path.is_file():
+        return path
+    reason = f"shared data {name} not found in {SHARED_DATA}"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{reason}: under CI the shared data must be present", pytrace=False)
+    pytest.skip(reason)
+
+
 DEMO_ORG = Path(__file__).resolve().parents[1] / "examples" / "org.demo.toml"
 
 

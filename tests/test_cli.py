@@ -113,16 +113,14 @@ async def test_postgres_not_upgraded_is_refused(tmp_path: Path, capsys: pytest.C
 
 
 def test_nlp_classify_eval_and_train(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from tests.conftest import SHARED_DATA
+    from tests.conftest import shared_data
 
     config = tmp_path / "c.toml"
     config.write_text(f'[wechat]\ntoken = "t"\n[org]\nfile = "{DEMO_ORG}"\n', encoding="utf-8")
     code, out, _ = run(capsys, "nlp", "classify", "筱塘小区3号楼楼道着火了", "-c", str(config))
     assert code == 0
     assert "类别: 消防应急" in out and "紧急: 是" in out and "地点: 筱塘新村3号楼 (xiaotang-1)" in out
-    data = SHARED_DATA / "community_dev.csv"
-    if not data.exists():
-        pytest.skip(f"{data} not present")
+    data = shared_data("community_dev.csv")
     code, out, _ = run(capsys, "nlp", "eval", str(data), "-c", str(config))
     assert code == 0 and re.fullmatch(
         r"accuracy=\d\.\d{4} macro_f1=\d\.\d{4} n=78", out.strip().splitlines()[-1]

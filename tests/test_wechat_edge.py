@@ -13,7 +13,7 @@ from wechatpy.utils import to_text
 
 from bot.edge.wechat import MAX_REPLY_BYTES, Channel, EdgeError, sanitize_reply, sign
 from handlers.incoming import Incoming
-from tests.conftest import SHARED_DATA
+from tests.conftest import shared_data
 from tests.wechat_sim import event_xml, image_xml, link_xml, location_xml, text_xml, voice_xml
 
 AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
@@ -21,9 +21,7 @@ NOW = 1_790_000_000
 
 
 def _vectors() -> dict:
-    path = SHARED_DATA / "wechat_vectors.json"
-    if not path.exists():
-        pytest.skip(f"{path} not present")
+    path = shared_data("wechat_vectors.json")
     return json.loads(path.read_text(encoding="utf-8"))
 
 

@@ -7,9 +7,7 @@ from pathlib import Path
 import pytest
 
 from nlp.classifier import Classifier
-
-# tests/nlp/conftest.py → the repository's parent holds shared/data (e.g. /work/shared/data).
-DATA_DIR = Path(__file__).resolve().parents[3] / "shared" / "data"
+from tests.conftest import OWN_DATA, shared_data
 
 
 @pytest.fixture(scope="session")
@@ -18,8 +16,7 @@ def classifier() -> Classifier:
 
 
 def data_file(name: str) -> Path:
-    """A development data file, or skip the test with the reason."""
-    path = DATA_DIR / name
-    if not path.is_file():
-        pytest.skip(f"development data {name} not found in {DATA_DIR}")
-    return path
+    """A development data file: ours (tests/data) or the shared one (../shared/data; a failure under CI
+    when it is missing)."""
+    own = OWN_DATA / name
+    return own if own.is_file() else shared_data(name)

@@ -1,0 +1,246 @@
+"""The gate before intake: does a message say what is wrong or what is wanted, or is it chat?
+
+Only a report opens a work order. Greetings, thanks and confirmations, bare digits or punctuation, a lone
+emoji or sticker, questions about the bot, chatter and a bare place get a short answer instead. The rules
+are a file a community worker can read (``nlp/rules/gate.toml``), and every decision names its reason:
+the phrases that made it chat, or the words that made it a report.
+
+The steps, in order (the rules file says the same in Chinese):
+
+1. an urgent cue (the classifier's ``[urgent]`` rules) → a report, always;
+2. nothing left once emoji, stickers and punctuation are gone → ``emoji`` / ``punctuation``;
+   only digits → ``digits``;
+3. chat phrases (per kind) and problem words are found; where they overlap the longer wins;
+4. a *done* or *praise* phrase (已经修好了, 通知收到了, 点赞) with no problem word and no turn
+   (但是, 还是, 又 …) → ``done`` / ``praise``;
+5. the message minus its chat phrases, places and fillers is empty → the kind of the phrases that
+   covered it (``greeting``, ``thanks`` …), or ``place`` when it was only a place;
+6. a problem word, or a category score ≥ ``[report] min_score`` in what is left → a report;
+7. chat phrases at least as long as what is left of the message, and nothing of a problem → their kind; a place
+   with at most ``place_rest`` other characters → ``place``; a single leftover character → ``chatter``;
+8. anything else → a report: a message we cannot read as chat is never turned away.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from nlp.classifier import Classifier
+from nlp.matcher import KeywordMatcher
+from nlp.normalize import normalize
+
+__all__ = ["NOT_REPORT_KINDS", "REPORT", "Gate", "GateError", "Verdict", "looks_like_place"]
+
+REPORT = "report"
+PHRASE_KINDS = ("greeting", "thanks", "confirm", "done", "praise", "bot", "chatter")
+NOT_REPORT_KINDS = (*PHRASE_KINDS, "place", "digits", "emoji", "punctuation")
+
+# A WeChat sticker as text: [微笑], [捂脸], [OK], [表情].
+_STICKER = re.compile(r"\[[^\[\]\s]{1,8}\]")
+_NOISE = re.compile(r"[\s\W_]+")
+_DIGITS = re.compile(r"^[#＃]?\d+$")
+_NUM = "0-9零〇一二三四五六七八九十百两"
+# Places written the way addresses are, whatever the org file lists: 阳光花园, 东风路128号, 3号楼2单元502.
+# A name is two to six characters that are not pronouns, particles or verbs of a sentence.
+_NAME = r"[^\W\d_我你他她它们的了在不让进到去来是有和跟把被给对向从往这那个就都也还要会能想说看]{2,6}?"
+_LONG_SUFFIX = "小区|新村|花园|家园|花苑|名苑|华庭|山庄|公寓|大厦|广场(?!舞)|社区|街道|公馆|小镇|新城|商城"
+_SHORT_SUFFIX = "苑|园|府|城|湾|村|里|庄|居|邸|阁|轩|坊"
+_UNIT = rf"(?:[{_NUM}]+\s*(?:号楼|号院|栋|幢|座|单元|号|楼|室|层|期|区|户|门)\s*)+(?:[{_NUM}]{{3,4}})?"
+_ESTATE = re.compile(rf"{_NAME}(?:{_LONG_SUFFIX})(?:[{_NUM}]+期)?")
+_ROAD = re.compile(rf"{_NAME}(?:大道|路|街|巷|弄)[{_NUM}]+(?:-[{_NUM}]+)?[号弄]?")
+_BUILDING = re.compile(_UNIT)
+# A whole message that is only a place, written any of these ways (桃源居9栋, 解放路, 东城街道).
+_ONLY_PLACE = re.compile(
+    rf"^(?:{_NAME}(?:{_LONG_SUFFIX}|{_SHORT_SUFFIX}|大道|路|街|巷|弄)(?:[{_NUM}]+(?:-[{_NUM}]+)?[号弄期]?)?)?(?:{_UNIT})?$"
+)
+
+
+class GateError(ValueError):
+    """A gate rules file that cannot be used; one line naming the problem."""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The gate's decision and its reason."""
+
+    kind: str  # REPORT, or one of NOT_REPORT_KINDS
+    reason: tuple[str, ...] = ()  # the phrases or words that decided it
+
+    @property
+    def report(self) -> bool:
+        return self.kind == REPORT
+
+
+def _list(data: Mapping[str, Any], where: str, *keys: str) -> list[str]:
+    value: Any = data
+    for key in keys:
+        value = value.get(key, {}) if isinstance(value, Mapping) else None
+    if value == {}:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise GateError(f"{where}: {'.'.join(keys)} must be a list of non-empty strings")
+    return value
+
+
+def looks_like_place(text: str) -> list[tuple[int, int]]:
+    """Spans of `text` (normalised, without punctuation) written like an address: an estate, a road and
+    its number, a building or room — or the whole text when it is nothing but a place."""
+    if text and _ONLY_PLACE.match(text):
+        return [(0, len(text))]
+    spans = []
+    for pattern in (_ESTATE, _ROAD, _BUILDING):
+        spans.extend(m.span() for m in pattern.finditer(text) if m.end() > m.start())
+    return spans
+
+
+class Gate:
+    """Decides whether a message is a report; cheap, no I/O."""
+
+    def __init__(
+        self, rules: Mapping[str, Any], classifier: Classifier | None = None, where: str = "gate"
+    ) -> None:
+        unknown = set(rules) - {"settings", "kind", "report", "fillers"}
+        if unknown:
+            raise GateError(f"{where}: unknown section {sorted(unknown)[0]!r}")
+        kinds = rules.get("kind", {})
+        if not isinstance(kinds, Mapping) or set(kinds) - set(PHRASE_KINDS):
+            bad = sorted(set(kinds) - set(PHRASE_KINDS)) if isinstance(kinds, Mapping) else ["kind"]
+            raise GateError(f"{where}: unknown kind {bad[0]!r}; kinds are {', '.join(PHRASE_KINDS)}")
+        self._kind_of: dict[str, str] = {}
+        for kind in PHRASE_KINDS:
+            for phrase in _list(rules, where, "kind", kind, "phrases"):
+                self._kind_of.setdefault(normalize(phrase).lower(), kind)
+        place_rest = rules.get("settings", {}).get("place_rest", 2)
+        min_score = rules.get("report", {}).get("min_score", 1.5)
+        if not isinstance(place_rest, int) or isinstance(place_rest, bool) or place_rest < 0:
+            raise GateError(f"{where}: settings.place_rest must be a whole number of characters")
+        if not isinstance(min_score, int | float) or isinstance(min_score, bool):
+            raise GateError(f"{where}: report.min_score must be a number")
+        self.place_rest = place_rest
+        self.min_score = float(min_score)
+        self._phrases = KeywordMatcher(self._kind_of)
+        self._problems = KeywordMatcher(
+            normalize(w).lower() for w in _list(rules, where, "report", "problems")
+        )
+        self._contrary = KeywordMatcher(
+            normalize(w).lower() for w in _list(rules, where, "report", "contrary")
+        )
+        self._fillers = KeywordMatcher(normalize(w).lower() for w in _list(rules, where, "fillers", "words"))
+        self.classifier = classifier
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, classifier: Classifier | None = None) -> Gate:
+        """The gate of a rules file (None → the built-in ``nlp/rules/gate.toml``)."""
+        if path is None:
+            raw = resources.files("nlp").joinpath("rules", "gate.toml").read_text(encoding="utf-8")
+            where = "gate rules"
+        else:
+            where = str(path)
+            try:
+                raw = Path(path).read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise GateError(f"cannot read gate rules {path}: {exc}") from None
+        try:
+            data = tomllib.loads(raw)
+        except tomllib.TOMLDecodeError as exc:
+            raise GateError(f"{where}: bad TOML: {exc}") from None
+        return cls(data, classifier, where)
+
+    def check(self, text: str, places: Callable[[str], Sequence[tuple[int, int]]] | None = None) -> Verdict:
+        """The verdict on `text`. `places` gives the spans of known place names in normalised text."""
+        raw = text or ""
+        had_sticker = bool(_STICKER.search(raw))
+        norm = self._read(_STICKER.sub(" ", raw))
+        if self.classifier is not None:
+            urgency = self.classifier.urgency.assess(norm)
+            if urgency:
+                return Verdict(REPORT, urgency.cues)
+        core = _NOISE.sub("", norm)
+        if not core:
+            if had_sticker or normalize(raw) != raw.strip():
+                return Verdict("emoji")
+            return Verdict("punctuation")
+        if _DIGITS.match(core):
+            return Verdict("digits", (core,))
+        # Chat phrases and problem words compete for the same characters; the longer one wins
+        # (什么时候 is a question, not the chat word 什么; 怎么报修 asks about the bot, not 报修).
+        found = [(p, s, self._kind_of[p]) for p, s in self._phrases.find(core)]
+        found += [(w, s, REPORT) for w, s in self._problems.find(core)]
+        selected = _longest_first(found)
+        chat = [(kind, p, s) for p, s, kind in selected if kind != REPORT]
+        problems = [p for p, _, kind in selected if kind == REPORT]
+        turns = self._contrary.find(core)
+        done = [(p, start) for kind, p, start in chat if kind == "done"]
+        if done and not turns:
+            last_end = max(start + len(p) for p, start in done)
+            if not any(start >= last_end for _, start, kind in selected if kind == REPORT):
+                return Verdict("done", tuple(p for p, _ in done))
+        praise = [p for kind, p, _ in chat if kind == "praise"]
+        if praise and not turns and not problems:
+            return Verdict("praise", tuple(praise))
+        covered = [False] * len(core)
+        for _, phrase, start in chat:
+            covered[start : start + len(phrase)] = [True] * len(phrase)
+        place_spans = [*looks_like_place(core), *(places(core) if places else ())]
+        for start, end in place_spans:
+            covered[start:end] = [True] * (end - start)
+        residue = "".join(" " if c else ch for ch, c in zip(core, covered, strict=True))
+        leftover = _strip(residue, self._fillers).replace(" ", "")
+        if not leftover:
+            if chat:
+                return Verdict(_dominant(chat), tuple(p for _, p, _ in chat))
+            return Verdict("place")
+        if problems:
+            return Verdict(REPORT, tuple(dict.fromkeys(problems)))
+        if self.classifier is not None:
+            scores, voters, _ = self.classifier.scores(residue)
+            best = max(range(len(scores)), key=scores.__getitem__)
+            if scores[best] >= self.min_score and self.classifier.labels[best] != self.classifier.fallback:
+                return Verdict(REPORT, tuple(voters.get(best, ())))
+        if chat and sum(len(p) for _, p, _ in chat) >= len(leftover):
+            return Verdict(_dominant(chat), tuple(p for _, p, _ in chat))
+        if place_spans and len(leftover) <= self.place_rest:
+            return Verdict("place")
+        if len(leftover) <= 1:
+            return Verdict("chatter", (leftover,))
+        return Verdict(REPORT, ())
+
+    def _read(self, text: str) -> str:
+        if self.classifier is not None:
+            return self.classifier.vocabulary.read(text)
+        return normalize(text).lower()
+
+
+def _longest_first(found: Sequence[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """Non-overlapping (phrase, start, …) matches, longest first (``谢谢你们``, not ``谢谢`` + ``你们``);
+    on a tie the one listed first wins."""
+    taken: list[tuple[Any, ...]] = []
+    used: set[int] = set()
+    for match in sorted(found, key=lambda m: (-len(m[0]), m[1])):
+        span = set(range(match[1], match[1] + len(match[0])))
+        if span & used:
+            continue
+        used |= span
+        taken.append(match)
+    return sorted(taken, key=lambda m: m[1])
+
+
+def _strip(text: str, fillers: KeywordMatcher) -> str:
+    out = list(text)
+    for word, start in _longest_first(fillers.find(text)):
+        out[start : start + len(word)] = [" "] * len(word)
+    return "".join(out)
+
+
+def _dominant(kinds: list[tuple[str, str, int]]) -> str:
+    """The kind whose phrases cover the most characters (the first on a tie)."""
+    weight: dict[str, int] = {}
+    for kind, phrase, _ in kinds:
+        weight[kind] = weight.get(kind, 0) + len(phrase)
+    return max(weight, key=lambda k: weight[k])

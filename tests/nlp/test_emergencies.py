@@ -1,0 +1,95 @@
+"""Category and urgency are independent, each right; the kind of emergency decides the advice.
+
+Tables of cases per kind of emergency, in simplified and traditional characters and in voice style.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from nlp.classifier import Classifier
+
+# (text, category, the kind of emergency that must be found)
+EMERGENCIES = [
+    # fire, smoke → 119
+    ("楼道着火了", "消防应急", "fire"),
+    ("樓道著火了快來人", "消防应急", "fire"),
+    ("楼道里全是烟啥都看不清了", "消防应急", "fire"),
+    ("那个嗯楼下那个电动车在冒烟啪啪的响", "消防应急", "fire"),
+    ("地下车库一股焦糊味不知道哪里烧起来了", "消防应急", "fire"),
+    # gas → 119
+    ("3号楼有燃气泄漏的味道", "消防应急", "gas"),
+    ("聞到一股很重的煤氣味", "消防应急", "gas"),
+    ("燃气灶关了还有嘶嘶的声音一股味", "消防应急", "gas"),
+    # trapped, a child in danger, someone in the water → 119
+    ("有个小孩站在6楼窗台外面，家里没大人", "消防应急", "rescue"),
+    ("对面楼有个小孩爬到阳台栏杆外面去了", "消防应急", "rescue"),
+    ("有人被关在电梯里了，在里面拍门", "设施维修", "rescue"),
+    ("电梯卡在7楼和8楼中间，我和孩子在里面", "设施维修", "rescue"),
+    ("那个电题就是卡在九楼和十楼中间然后我老公在里面出不来", "设施维修", "rescue"),
+    ("小区湖边有个小孩掉水里了", "消防应急", "rescue"),
+    # violence, a crime going on now → 110
+    ("有个醉汉拿着刀在楼下乱挥", "治安安全", "police"),
+    ("樓下有兩夥人拿著棍子在打架", "治安安全", "police"),
+    ("有人在撬我隔壁的门，现在还在弄", "治安安全", "police"),
+    ("我爸有老年痴呆，早上出门到现在还没回来", "养老助残", "police"),
+    # a person collapsed, hurt, not answering → 120
+    ("有人晕倒在小区广场上了，叫不醒", "消防应急", "medical"),
+    ("我妈在家摔倒了起不来，我在外地", "养老助残", "medical"),
+    ("我媽在浴室裡摔倒了，叫不起來", "养老助残", "medical"),
+    ("楼下王奶奶好几天没见出门了，敲门也没人应", "养老助残", "medical"),
+    ("停电了，我爸在家用制氧机，快没电了", "水电燃气", "medical"),
+    # water, electricity, something giving way → leave, then the property or utility line
+    ("我家水管爆了，水哗哗往外冒，家里都淹了", "水电燃气", "water"),
+    ("地下室主水管破了，水往外喷，车库快淹了", "水电燃气", "water"),
+    ("单元门口电表箱里一直在打火花", "水电燃气", "power"),
+    ("外墙瓷砖正在往下掉，楼下还有人走", "设施维修", "structure"),
+    ("路中间井盖没了，就一个黑窟窿", "设施维修", "structure"),
+    ("楼下那棵大树正在往下倒，底下停着好几辆车", "绿化园林", "structure"),
+]
+
+
+@pytest.mark.parametrize(("text", "category", "kind"), EMERGENCIES)
+def test_emergency_kind_and_category(classifier: Classifier, text: str, category: str, kind: str) -> None:
+    result = classifier.classify(text)
+    assert result.urgent, result
+    assert kind in result.urgent_kinds, result
+    assert result.label == category, result
+
+
+@pytest.mark.parametrize(
+    ("text", "category"),
+    [
+        ("我家水管爆了", "水电燃气"),
+        ("我家老人在家摔倒了", "养老助残"),
+        ("电梯里困了一个人", "设施维修"),
+        ("救命啊", "其他"),  # an urgency cue alone never decides the category
+    ],
+)
+def test_an_urgency_cue_never_decides_the_category(classifier: Classifier, text: str, category: str) -> None:
+    result = classifier.classify(text)
+    assert result.urgent and result.label == category, result
+
+
+NOT_NOW = [
+    "担心楼道里的电动车会着火",
+    "以前着过火的那个车棚现在又停满了电动车",
+    "没有人受伤，但是昨天那个车棚烧了一半",
+    "楼道灯坏了，老人晚上下楼容易摔倒",
+    "小区的草两个月没剪了，长到膝盖那么高",
+    "电梯按钮按了没反应",
+    "楼上有人往下扔东西，差点砸我头上",
+    "下周小区消防演练",
+    "没有着火，只是烧烤味",
+]
+
+
+@pytest.mark.parametrize("text", NOT_NOW)
+def test_danger_in_the_past_feared_or_denied_is_not_urgent(classifier: Classifier, text: str) -> None:
+    assert not classifier.classify(text).urgent, classifier.classify(text)
+
+
+def test_the_reason_names_the_words_of_a_combo(classifier: Classifier) -> None:
+    result = classifier.classify("有人把电瓶车推到电梯里了")
+    assert result.label == "消防应急"
+    assert any("+" in word and "电瓶车" in word for word in result.keywords), result
