@@ -14,7 +14,8 @@ import aiohttp
 from aiohttp import web
 
 from bot import keys
-from bot.config import Settings, parse_duration
+from bot.config import Settings, parse_duration, public_base
+from bot.dashboard import setup_dashboard
 from bot.demo.fake_wechat import create_fake_wechat_app
 from bot.edge import views
 from bot.edge.dispatcher import Dispatcher
@@ -38,6 +39,7 @@ from storage.db import (
     single_statement_sessions,
     upgrade,
 )
+from storage.media_store import MediaStore
 from storage.org import apply_org, load_org_file, org_revision
 from storage.state import StateStore, open_state
 
@@ -65,6 +67,7 @@ def create_app(
     app[keys.SETTINGS] = settings
     app[keys.CLOCK] = clock
     app[keys.METRICS] = Metrics()
+    app[keys.MEDIA_STORE] = MediaStore(settings.storage.media_root)
     app[keys.WECHAT] = Channel(
         name="wechat",
         token=settings.wechat.token,
@@ -94,6 +97,7 @@ def create_app(
         app.router.add_post("/wecom", views.wecom_push)
     app.router.add_get("/healthz", views.healthz)
     app.router.add_get("/metrics", views.metrics)
+    setup_dashboard(app, settings)
     if settings.demo:
         # The demo plays the WeChat (and WeCom) send API itself, so `gridbot chat` can show what the bot
         # pushes and nothing reaches the real platform.
@@ -205,6 +209,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         limits(settings.sla, classifier),
         wecom=settings.wecom.enabled,
         weights=settings.report.weights,
+        dashboard_url=public_base(settings.server),
     )
     watcher = OrgWatcher(app[keys.SESSIONS], app[keys.SERVICES], revision, metrics=app[keys.METRICS])
     app[keys.ORG_WATCH] = watcher

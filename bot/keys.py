@@ -17,6 +17,7 @@ from bot.workers.outbox import OutboxWorker
 from bot.workers.timers import TimerService
 from handlers.context import Services
 from nlp.classifier import Classifier
+from storage.media_store import MediaStore
 from storage.state import StateStore
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -35,3 +36,4 @@ ORG_WATCH = web.AppKey("org_watch", OrgWatcher)
 OUTBOX = web.AppKey("outbox", OutboxWorker)
 TIMERS = web.AppKey("timers", TimerService)
 CLASSIFIER = web.AppKey("classifier", asyncio.Task[Classifier])  # loading while the database starts
+MEDIA_STORE = web.AppKey("media_store", MediaStore)  # photos and voice kept by content hash

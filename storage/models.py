@@ -267,10 +267,54 @@ class OutboxMessage(Base):
     sent_at: Mapped[datetime | None]
 
 
+class MediaFile(Base):
+    """A photo or voice message a person sent, kept for good: WeChat drops its media after 3 days.
+
+    One row per inbound message; the media worker claims `pending` rows with a lease (`next_attempt_at`
+    moved forward, `attempts` bumped as the fencing token), downloads the file and stores it by its
+    sha256 in the media store: `stored`, or `failed` with the reason.
+    """
+
+    __tablename__ = "media_file"
+    __table_args__ = (
+        UniqueConstraint("inbound_id"),
+        Index("ix_media_file_status_next", "status", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    inbound_id: Mapped[int] = mapped_column(ForeignKey("inbound_message.id"))
+    channel: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[str] = mapped_column(String(16))  # image or voice
+    media_id: Mapped[str] = mapped_column(String(256))
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    sha256: Mapped[str | None] = mapped_column(String(64), index=True)
+    content_type: Mapped[str | None] = mapped_column(String(64))
+    size: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    stored_at: Mapped[datetime | None]
+
+
+class DashboardLogin(Base):
+    """A one-time login link to the dashboard: only its sha256 is kept; taken once, before it expires."""
+
+    __tablename__ = "dashboard_login"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    openid: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    used_at: Mapped[datetime | None]
+
+
 __all__ = [
     "Base",
+    "DashboardLogin",
     "Department",
     "InboundMessage",
+    "MediaFile",
     "OrderFollower",
     "OutboxMessage",
     "Person",
