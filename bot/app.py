@@ -17,6 +17,7 @@ from bot import keys
 from bot.config import Settings, parse_duration, public_base
 from bot.dashboard import setup_dashboard
 from bot.demo.fake_wechat import create_fake_wechat_app
+from bot.demo.sample_photo import sample_png
 from bot.edge import views
 from bot.edge.dispatcher import Dispatcher
 from bot.edge.inbox import Inbox
@@ -24,6 +25,7 @@ from bot.edge.wechat import MAX_BODY, Channel
 from bot.metrics import Metrics
 from bot.tencent.wechat_api import WeChatAPI
 from bot.tencent.wecom_api import WeComAPI, WeComSender
+from bot.workers.media import MediaWorker
 from bot.workers.org_watch import OrgWatcher
 from bot.workers.outbox import ChannelSender, OutboxWorker, Sender, WeChatSender
 from bot.workers.timers import TimerService
@@ -89,6 +91,7 @@ def create_app(
     app.cleanup_ctx.append(_services)
     app.cleanup_ctx.append(_outbox)
     app.cleanup_ctx.append(_timers)
+    app.cleanup_ctx.append(_media)
     app.cleanup_ctx.append(_inbox)
     app.router.add_get("/wechat", views.wechat_verify)
     app.router.add_post("/wechat", views.wechat_push)
@@ -107,6 +110,7 @@ def create_app(
             corp_id=settings.wecom.corp_id,
             corp_secret=settings.wecom.secret,
             agent_id=settings.wecom.agent_id,
+            default_media=("image/png", sample_png()),
         )
         app.add_subapp(FAKE_PREFIX, fake)
     return app
@@ -266,6 +270,32 @@ async def _outbox(app: web.Application) -> AsyncIterator[None]:
         )
         app[keys.OUTBOX] = worker
         async with worker.running(stop_within=worker.lease):  # a send cut off is re-sent after its lease
+            yield
+
+
+async def _media(app: web.Application) -> AsyncIterator[None]:
+    """Photos and voice messages, downloaded and kept (an HTTP session and API client of its own; the
+    access token is shared with the outbox through the state store)."""
+    settings = app[keys.SETTINGS]
+    async with aiohttp.ClientSession() as http:
+        api = WeChatAPI(
+            http,
+            api_base=settings.wechat.api_base,
+            app_id=settings.wechat.app_id,
+            app_secret=settings.wechat.app_secret,
+            state=app[keys.STATE],
+            clock=app[keys.CLOCK],
+            timeout=30.0,
+        )
+        worker = MediaWorker(
+            app[keys.SESSIONS],
+            {"wechat": api},
+            app[keys.MEDIA_STORE],
+            clock=app[keys.CLOCK],
+            metrics=app[keys.METRICS],
+        )
+        app[keys.MEDIA] = worker
+        async with worker.running(stop_within=5):
             yield
 
 

@@ -99,9 +99,10 @@ def order_resolved_follower(n: int, text: str) -> str:
 # --- work orders: to staff ----------------------------------------------------------------------
 
 
-def new_order(n: int, category: str, place: str, words: str, urgent: bool) -> str:
+def new_order(n: int, category: str, place: str, words: str, urgent: bool, photos: int = 0) -> str:
     head = f"【{'紧急' if urgent else '新'}工单 #{n}】{category}"
-    return f"{head}\n地点：{place}\n居民反映：{words}\n请回复“接单 {n}”接单。"
+    attached = f"附照片 {photos} 张\n" if photos else ""
+    return f"{head}\n地点：{place}\n居民反映：{words}\n{attached}请回复“接单 {n}”接单。"
 
 
 def urgent_alert(n: int, category: str, place: str, words: str, assignee: str) -> str:

@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
@@ -33,6 +34,8 @@ NAMING = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+MEDIA_KINDS_SQL = "kind IN ('image', 'voice')"  # inbound messages that carry a file (a MediaId)
 
 # SQLite has no BIGINT autoincrement; the variant keeps ids 64-bit on PostgreSQL.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -229,7 +232,16 @@ class InboundMessage(Base):
     """
 
     __tablename__ = "inbound_message"
-    __table_args__ = (UniqueConstraint("channel", "dedupe_key"),)
+    __table_args__ = (
+        UniqueConstraint("channel", "dedupe_key"),
+        # the media worker's look for photos and voice not yet kept (partial: text messages cost nothing)
+        Index(
+            "ix_inbound_message_media",
+            "received_at",
+            postgresql_where=text(MEDIA_KINDS_SQL),
+            sqlite_where=text(MEDIA_KINDS_SQL),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     channel: Mapped[str] = mapped_column(String(16))

@@ -12,6 +12,18 @@
   Chart.defaults.maintainAspectRatio = false;
   Chart.defaults.font.family = 'system-ui, "PingFang SC", "Microsoft YaHei", "Noto Sans CJK SC", sans-serif';
 
+  // Grid names beside the heat view's circles (no map tiles: the grid centres are the map).
+  var gridNames = { id: "gridNames", afterDatasetsDraw: function (chart) {
+    var ctx = chart.ctx, meta = chart.getDatasetMeta(0);
+    ctx.save(); ctx.fillStyle = text; ctx.font = "12px " + Chart.defaults.font.family; ctx.textBaseline = "middle";
+    meta.data.forEach(function (element, i) {
+      var point = chart.data.datasets[0].data[i];
+      ctx.fillText(point.name.replace(/^.*社区/, "") + " " + point.open + "/" + point.overdue,
+                   element.x + element.options.radius + 4, element.y);
+    });
+    ctx.restore();
+  } };
+
   var charts = {};
   function make(id, config) { charts[id] = new Chart(document.getElementById(id), config); }
 
@@ -44,7 +56,9 @@
                  plugins: { legend: { position: "bottom" } } } });
     make("chart-heat", { type: "bubble", data: { datasets: [{ label: "网格", data: heatPoints(data),
         backgroundColor: heatColours(data), borderColor: "rgba(232,238,246,0.6)" }] },
-      options: { scales: { x: { title: { display: true, text: "经度" } }, y: { title: { display: true, text: "纬度" } } },
+      plugins: [gridNames],
+      options: { layout: { padding: 24 }, scales: { x: { grace: "8%", title: { display: true, text: "经度" } },
+                                                   y: { grace: "8%", title: { display: true, text: "纬度" } } },
                  plugins: { legend: { display: false }, tooltip: { callbacks: { label: function (c) {
                    var p = c.raw; return p.name + "：办理中 " + p.open + "，超时 " + p.overdue; } } } } } });
     make("chart-accept", { type: "bar", data: { labels: data.durations.labels,

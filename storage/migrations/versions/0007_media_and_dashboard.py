@@ -16,7 +16,18 @@ branch_labels = None
 depends_on = None
 
 
+MEDIA_KINDS_SQL = "kind IN ('image', 'voice')"
+
+
 def upgrade() -> None:
+    with op.batch_alter_table("inbound_message", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_inbound_message_media",
+            ["received_at"],
+            unique=False,
+            postgresql_where=sa.text(MEDIA_KINDS_SQL),
+            sqlite_where=sa.text(MEDIA_KINDS_SQL),
+        )
     op.create_table(
         "dashboard_login",
         sa.Column("token_hash", sa.String(length=64), nullable=False),
@@ -59,6 +70,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("inbound_message", schema=None) as batch_op:
+        batch_op.drop_index("ix_inbound_message_media")
     with op.batch_alter_table("media_file", schema=None) as batch_op:
         batch_op.drop_index("ix_media_file_status_next")
         batch_op.drop_index(batch_op.f("ix_media_file_sha256"))
