@@ -6,7 +6,7 @@ defined once in `handlers/rates.py` over the rows of `storage/stats.py`.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Collection
+from collections.abc import AsyncIterator, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -21,7 +21,7 @@ __all__ = [
     "OrderFilter",
     "OrderPage",
     "daily_counts",
-    "durations",
+    "duration_histogram",
     "find_orders",
     "intake_since",
     "media_in_scope",
@@ -196,25 +196,34 @@ async def daily_counts(
     return [(date.fromisoformat(str(d)), str(c), int(n)) for d, c, n in rows.all()]
 
 
-async def durations(
-    session: AsyncSession, scope: Collection[str], since: datetime
-) -> tuple[list[float], list[float]]:
-    """Hours from creation to acceptance, and to resolution, of the orders created since `since`."""
+def _hours(session: AsyncSession, later: Any, earlier: Any) -> Any:
+    if session.get_bind().dialect.name == "postgresql":
+        return func.extract("epoch", later - earlier) / 3600.0
+    return (func.julianday(later) - func.julianday(earlier)) * 24.0
+
+
+async def duration_histogram(
+    session: AsyncSession, scope: Collection[str], since: datetime, column: str, bounds: Sequence[float]
+) -> list[int]:
+    """How many orders created since `since` took hours in [0, b₀), [b₀, b₁), … [bₙ, ∞) from creation to
+    `column` (accepted_at or resolved_at); grouped in the database."""
+    if column not in ("accepted_at", "resolved_at"):
+        raise ValueError(f"not a time column: {column!r}")
+    hours = _hours(session, getattr(WorkOrder, column), WorkOrder.created_at)
+    bucket = case(*((hours < bound, index) for index, bound in enumerate(bounds)), else_=len(bounds))
     rows = await session.execute(
-        select(WorkOrder.created_at, WorkOrder.accepted_at, WorkOrder.resolved_at).where(
+        select(bucket, func.count())
+        .where(
             WorkOrder.unit_id.in_(sorted(scope)),
             WorkOrder.created_at >= since,
-            or_(WorkOrder.accepted_at.is_not(None), WorkOrder.resolved_at.is_not(None)),
+            getattr(WorkOrder, column).is_not(None),
         )
+        .group_by(bucket)
     )
-    accept: list[float] = []
-    resolve: list[float] = []
-    for created, accepted, resolved in rows.all():
-        if accepted is not None:
-            accept.append(max(0.0, (accepted - created).total_seconds() / 3600))
-        if resolved is not None:
-            resolve.append(max(0.0, (resolved - created).total_seconds() / 3600))
-    return accept, resolve
+    counts = [0] * (len(bounds) + 1)
+    for index, n in rows.all():
+        counts[int(index)] += int(n)
+    return counts
 
 
 # --- an order's media and notices --------------------------------------------------------------

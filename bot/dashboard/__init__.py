@@ -14,7 +14,7 @@ from aiohttp_session import session_middleware
 
 from bot.config import Settings
 from bot.dashboard import actions, auth, export, views
-from bot.dashboard.overview import MonthCache
+from bot.dashboard.overview import RatesCache
 from bot.dashboard.sessions import StateSessionStorage
 from bot.dashboard.templating import FILTERS
 
@@ -31,7 +31,8 @@ def create_dashboard(settings: Settings) -> web.Application:
         app, loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True, trim_blocks=True
     )
     env.filters.update(FILTERS)
-    app[views.MONTH_CACHE] = MonthCache()
+    app[views.RATES_CACHE] = RatesCache()
+    app.on_cleanup.append(_stop_rates)
     app.router.add_get("/login/{token}", auth.login)
     app.router.add_post("/logout", auth.logout)
     app.router.add_get("/", views.overview_page)
@@ -43,6 +44,10 @@ def create_dashboard(settings: Settings) -> web.Application:
     app.router.add_get("/media/{media}", views.media_file)
     app.router.add_static("/static", HERE / "static")
     return app
+
+
+async def _stop_rates(app: web.Application) -> None:
+    await app[views.RATES_CACHE].close()
 
 
 def setup_dashboard(app: web.Application, settings: Settings) -> None:

@@ -8,13 +8,13 @@ from aiohttp import web
 from bot import keys
 from bot.dashboard.auth import current, now_of, refusal, take_flash
 from bot.dashboard.filters import PAGE_SIZE, STATE_CHOICES, read_query
-from bot.dashboard.overview import MonthCache, overview
+from bot.dashboard.overview import RatesCache, overview
 from handlers.views import place_label
 from handlers.workflow import OPEN_STATES, STATE_NAMES
 from storage import dashboard as queries
 from storage.orders import events_of
 
-MONTH_CACHE = web.AppKey("dashboard_month_cache", MonthCache)
+RATES_CACHE = web.AppKey("dashboard_rates_cache", RatesCache)
 EVENT_NAMES = {
     "create": "居民反映",
     "assign": "派单",
@@ -41,15 +41,14 @@ EVENT_NAMES = {
 
 async def _overview_data(request: web.Request) -> dict[str, object]:
     services = request.config_dict[keys.SERVICES]
-    async with request.config_dict[keys.SESSIONS]() as session:
-        return await overview(
-            session,
-            services.directory,
-            current(request),
-            now_of(request),
-            services.weights,
-            request.app[MONTH_CACHE],
-        )
+    return await overview(
+        request.config_dict[keys.SESSIONS],
+        services.directory,
+        current(request),
+        now_of(request),
+        services.weights,
+        request.app[RATES_CACHE],
+    )
 
 
 @aiohttp_jinja2.template("overview.html")
