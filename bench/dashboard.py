@@ -53,7 +53,7 @@ WORDS = [
     "电梯故障",
     "树枝挡路",
 ]
-INDEXES = ("ix_work_order_created_at", "ix_work_order_unit_created", "ix_work_order_event_at")
+INDEXES = ("ix_work_order_unit_created",)
 
 
 def seed_rows(

@@ -164,7 +164,11 @@ class Resident(Base):
 
 class WorkOrder(Base):
     __tablename__ = "work_order"
-    __table_args__ = (Index("ix_work_order_state_unit", "state", "unit_id"),)
+    __table_args__ = (
+        Index("ix_work_order_state_unit", "state", "unit_id"),
+        # the dashboard: intake today / this week, the 30-day charts, date-range filters (migration 0007)
+        Index("ix_work_order_unit_created", "unit_id", "created_at"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     resident_openid: Mapped[str] = mapped_column(String(64), index=True)

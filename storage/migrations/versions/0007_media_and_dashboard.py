@@ -20,6 +20,8 @@ MEDIA_KINDS_SQL = "kind IN ('image', 'voice')"
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("work_order", schema=None) as batch_op:
+        batch_op.create_index("ix_work_order_unit_created", ["unit_id", "created_at"], unique=False)
     with op.batch_alter_table("inbound_message", schema=None) as batch_op:
         batch_op.create_index(
             "ix_inbound_message_media",
@@ -70,6 +72,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("work_order", schema=None) as batch_op:
+        batch_op.drop_index("ix_work_order_unit_created")
     with op.batch_alter_table("inbound_message", schema=None) as batch_op:
         batch_op.drop_index("ix_inbound_message_media")
     with op.batch_alter_table("media_file", schema=None) as batch_op:
