@@ -96,8 +96,6 @@ async def orders_page(request: web.Request) -> dict[str, object]:
         "categories": services.classifier.labels,
         "units": _unit_choices(request),
         "directory": services.directory,
-        "now": now_of(request),
-        "open_states": OPEN_STATES,
     }
 
 

@@ -85,6 +85,11 @@
     charts["chart-resolve"].data.datasets[0].data = data.durations.resolve; charts["chart-resolve"].update();
     var body = document.getElementById("ranking");
     body.textContent = "";
+    if (!data.ranking.length) {
+      var empty = document.createElement("tr"), td = document.createElement("td");
+      td.colSpan = 8; td.textContent = data.ranking_ready ? "没有下级单位" : "正在计算…";
+      empty.appendChild(td); body.appendChild(empty);
+    }
     data.ranking.forEach(function (row) {
       var tr = document.createElement("tr");
       [cell(row.rank), row.name, cell(row.composite), cell(row.response, "%"), cell(row.resolution, "%"),
