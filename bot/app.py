@@ -14,8 +14,10 @@ import aiohttp
 from aiohttp import web
 
 from bot import keys
-from bot.config import Settings, parse_duration
+from bot.config import Settings, parse_duration, public_base
+from bot.dashboard import setup_dashboard
 from bot.demo.fake_wechat import create_fake_wechat_app
+from bot.demo.sample_photo import sample_png
 from bot.edge import views
 from bot.edge.dispatcher import Dispatcher
 from bot.edge.inbox import Inbox
@@ -23,6 +25,7 @@ from bot.edge.wechat import MAX_BODY, Channel
 from bot.metrics import Metrics
 from bot.tencent.wechat_api import WeChatAPI
 from bot.tencent.wecom_api import WeComAPI, WeComSender
+from bot.workers.media import MediaWorker
 from bot.workers.org_watch import OrgWatcher
 from bot.workers.outbox import ChannelSender, OutboxWorker, Sender, WeChatSender
 from bot.workers.timers import TimerService
@@ -38,6 +41,7 @@ from storage.db import (
     single_statement_sessions,
     upgrade,
 )
+from storage.media_store import MediaStore
 from storage.org import apply_org, load_org_file, org_revision
 from storage.state import StateStore, open_state
 
@@ -65,6 +69,7 @@ def create_app(
     app[keys.SETTINGS] = settings
     app[keys.CLOCK] = clock
     app[keys.METRICS] = Metrics()
+    app[keys.MEDIA_STORE] = MediaStore(settings.storage.media_root)
     app[keys.WECHAT] = Channel(
         name="wechat",
         token=settings.wechat.token,
@@ -86,6 +91,7 @@ def create_app(
     app.cleanup_ctx.append(_services)
     app.cleanup_ctx.append(_outbox)
     app.cleanup_ctx.append(_timers)
+    app.cleanup_ctx.append(_media)
     app.cleanup_ctx.append(_inbox)
     app.router.add_get("/wechat", views.wechat_verify)
     app.router.add_post("/wechat", views.wechat_push)
@@ -94,6 +100,7 @@ def create_app(
         app.router.add_post("/wecom", views.wecom_push)
     app.router.add_get("/healthz", views.healthz)
     app.router.add_get("/metrics", views.metrics)
+    setup_dashboard(app, settings)
     if settings.demo:
         # The demo plays the WeChat (and WeCom) send API itself, so `gridbot chat` can show what the bot
         # pushes and nothing reaches the real platform.
@@ -103,6 +110,7 @@ def create_app(
             corp_id=settings.wecom.corp_id,
             corp_secret=settings.wecom.secret,
             agent_id=settings.wecom.agent_id,
+            default_media=("image/png", sample_png()),
         )
         app.add_subapp(FAKE_PREFIX, fake)
     return app
@@ -205,6 +213,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         limits(settings.sla, classifier),
         wecom=settings.wecom.enabled,
         weights=settings.report.weights,
+        dashboard_url=public_base(settings.server),
     )
     watcher = OrgWatcher(app[keys.SESSIONS], app[keys.SERVICES], revision, metrics=app[keys.METRICS])
     app[keys.ORG_WATCH] = watcher
@@ -261,6 +270,32 @@ async def _outbox(app: web.Application) -> AsyncIterator[None]:
         )
         app[keys.OUTBOX] = worker
         async with worker.running(stop_within=worker.lease):  # a send cut off is re-sent after its lease
+            yield
+
+
+async def _media(app: web.Application) -> AsyncIterator[None]:
+    """Photos and voice messages, downloaded and kept (an HTTP session and API client of its own; the
+    access token is shared with the outbox through the state store)."""
+    settings = app[keys.SETTINGS]
+    async with aiohttp.ClientSession() as http:
+        api = WeChatAPI(
+            http,
+            api_base=settings.wechat.api_base,
+            app_id=settings.wechat.app_id,
+            app_secret=settings.wechat.app_secret,
+            state=app[keys.STATE],
+            clock=app[keys.CLOCK],
+            timeout=30.0,
+        )
+        worker = MediaWorker(
+            app[keys.SESSIONS],
+            {"wechat": api},
+            app[keys.MEDIA_STORE],
+            clock=app[keys.CLOCK],
+            metrics=app[keys.METRICS],
+        )
+        app[keys.MEDIA] = worker
+        async with worker.running(stop_within=5):
             yield
 
 

@@ -8,6 +8,7 @@ import logging
 import multiprocessing
 import sys
 from collections.abc import Callable, Coroutine, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
@@ -16,10 +17,11 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.app import StartupError, create_app, freeze_startup_heap
-from bot.config import ConfigError, Settings, load_settings
+from bot.config import ConfigError, Settings, load_settings, public_base
 from bot.demo.chat import DEFAULT_URL, ChatError, run_chat
 from bot.workers.org_watch import POLL_SECONDS
 from handlers.directory import Directory
+from handlers.login_links import admin_of, new_login_link
 from handlers.report import render_report
 from nlp.classifier import Classifier
 from nlp.evaluate import (
@@ -118,6 +120,14 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--unit", help="单位 id (默认全部)")
     report.add_argument("--format", choices=("text", "csv"), default="text")
     report.set_defaults(run=_async(_report))
+
+    dashboard = commands.add_parser("dashboard", parents=[common], help="指挥中心网页")
+    dashboard_commands = dashboard.add_subparsers(title="dashboard commands")
+    link = dashboard_commands.add_parser(
+        "link", parents=[common], help="为管理员生成一次性登录链接 (10 分钟内有效)"
+    )
+    link.add_argument("--as", dest="openid", metavar="OPENID", required=True, help="管理员的 openid")
+    link.set_defaults(run=_async(_dashboard_link))
 
     nlp = commands.add_parser("nlp", parents=[common], help="分类器：试分类、评估、训练")
     nlp_commands = nlp.add_subparsers(title="nlp commands")
@@ -282,6 +292,21 @@ async def _report(settings: Settings, args: argparse.Namespace) -> int:
     finally:
         await engine.dispose()
     print(text, end="" if text.endswith("\n") else "\n")
+    return 0
+
+
+async def _dashboard_link(settings: Settings, args: argparse.Namespace) -> int:
+    engine = await _ready_engine(settings)
+    try:
+        async with session_factory(engine)() as session, session.begin():
+            directory = await Directory.load(session)
+            if admin_of(directory, args.openid) is None:
+                raise CliError(f"{args.openid} 不是社区、街道或区管理员，不能登录指挥中心")
+            now = datetime.now(UTC)
+            url = await new_login_link(session, args.openid, public_base(settings.server), now)
+    finally:
+        await engine.dispose()
+    print(url)
     return 0
 
 

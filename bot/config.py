@@ -46,6 +46,11 @@ class ServerSettings:
     public_url: str = ""
 
 
+def public_base(server: ServerSettings) -> str:
+    """Where people reach this server: `[server] public_url`, else its own address."""
+    return server.public_url.rstrip("/") or f"http://{server.host}:{server.port}"
+
+
 @dataclass(frozen=True)
 class WeChatSettings:
     token: str = ""
@@ -80,6 +85,17 @@ class StorageSettings:
     database_url: str = "sqlite+aiosqlite:///gridbot.db"
     redis_url: str = ""
     redis_prefix: str = "gridbot:"
+    media_dir: str = ""  # empty: "media" beside the SQLite file (PostgreSQL: ./media)
+
+    @property
+    def media_root(self) -> Path:
+        """Where photos and voice messages are kept."""
+        if self.media_dir:
+            return Path(self.media_dir)
+        prefix = "sqlite+aiosqlite:///"
+        if self.database_url.startswith(prefix) and self.database_url != prefix + ":memory:":
+            return Path(self.database_url[len(prefix) :]).parent / "media"
+        return Path("media")
 
 
 @dataclass(frozen=True)

@@ -12,11 +12,13 @@ from bot.config import Settings
 from bot.edge.inbox import Inbox
 from bot.edge.wechat import Channel
 from bot.metrics import Metrics
+from bot.workers.media import MediaWorker
 from bot.workers.org_watch import OrgWatcher
 from bot.workers.outbox import OutboxWorker
 from bot.workers.timers import TimerService
 from handlers.context import Services
 from nlp.classifier import Classifier
+from storage.media_store import MediaStore
 from storage.state import StateStore
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -35,3 +37,5 @@ ORG_WATCH = web.AppKey("org_watch", OrgWatcher)
 OUTBOX = web.AppKey("outbox", OutboxWorker)
 TIMERS = web.AppKey("timers", TimerService)
 CLASSIFIER = web.AppKey("classifier", asyncio.Task[Classifier])  # loading while the database starts
+MEDIA_STORE = web.AppKey("media_store", MediaStore)  # photos and voice kept by content hash
+MEDIA = web.AppKey("media", MediaWorker)

@@ -1,8 +1,9 @@
-"""A few counters and a latency histogram, rendered in the Prometheus text format."""
+"""A few counters, gauges read at scrape time and a latency histogram, in the Prometheus text format."""
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 
 _BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 _HELP = {
@@ -12,6 +13,11 @@ _HELP = {
     "gridbot_messages_handled_total": "Inbound messages handled, by kind.",
     "gridbot_request_seconds": "Time to answer a WeChat push.",
     "gridbot_outbox_total": "Outbox send attempts by result.",
+    "gridbot_media_total": "Photo and voice downloads by result (stored, retry, failed).",
+    "gridbot_open_orders": "Work orders open now (not resolved, closed or cancelled).",
+    "gridbot_overdue_orders": "Open work orders past the deadline of their current phase.",
+    "gridbot_outbox_backlog": "Notices waiting in the outbox to be sent.",
+    "gridbot_outbox_oldest_seconds": "How long the oldest notice waiting in the outbox has waited.",
 }
 
 
@@ -42,8 +48,11 @@ class Metrics:
             if seconds <= bound:
                 self._buckets[index] += 1
 
-    def render(self) -> str:
+    def render(self, gauges: Mapping[str, float] | None = None) -> str:
+        """Everything counted so far, and `gauges` (name → value) measured by the caller just now."""
         lines: list[str] = []
+        for name, value in sorted((gauges or {}).items()):
+            lines += [f"# HELP {name} {_HELP.get(name, name)}", f"# TYPE {name} gauge", f"{name} {value:g}"]
         for name in sorted(self._counters):
             lines += [f"# HELP {name} {_HELP.get(name, name)}", f"# TYPE {name} counter"]
             lines += [f"{name}{labels} {value:g}" for labels, value in sorted(self._counters[name].items())]

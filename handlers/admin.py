@@ -1,10 +1,11 @@
-"""Admins in chat: 状态, 列表, 逾期, 派单, 督办, 统计, 排名 — each within the unit the admin oversees."""
+"""Admins in chat: 状态, 列表, 逾期, 派单, 督办, 统计, 排名, 后台 — each within the unit the admin oversees."""
 
 from __future__ import annotations
 
 from handlers import texts
 from handlers.access import may_oversee
 from handlers.context import Context
+from handlers.login_links import new_login_link
 from handlers.notices import notify
 from handlers.report import ranking_reply, stats_reply
 from handlers.resident import card
@@ -28,10 +29,7 @@ LIST_HINT = "可写：列表 待接单|处理中|已退回|待评价|全部 [单
 
 
 def grids_under(ctx: Context, unit_id: str | None) -> list[str]:
-    directory = ctx.services.directory
-    return sorted(
-        u.id for u in directory.units.values() if u.level == "grid" and directory.contains(unit_id, u.id)
-    )
+    return ctx.services.directory.grids_under(unit_id)
 
 
 async def status(ctx: Context) -> str:
@@ -147,3 +145,9 @@ async def ranking(ctx: Context) -> str:
     return await ranking_reply(
         ctx.session, services.directory, unit, "本月", ctx.now, weights=services.weights
     )
+
+
+async def dashboard_link(ctx: Context) -> str:
+    """后台: a one-time link to the dashboard (指挥中心), good for 10 minutes."""
+    link = await new_login_link(ctx.session, ctx.speaker.openid, ctx.services.dashboard_url, ctx.now)
+    return texts.DASHBOARD_LINK.format(url=link)

@@ -40,6 +40,8 @@ ALIASES: dict[str, str] = {
     "派单": "派单",
     "督办": "督办",
     "排名": "排名",
+    "后台": "后台",
+    "指挥中心": "后台",
 }
 NEEDS_NUMBER = frozenset(
     {"接单", "领单", "进展", "办结", "转派", "退单", "延期", "评价", "撤销", "催办", "状态", "派单", "督办"}
@@ -69,7 +71,7 @@ EXAMPLES = {
     "督办": "督办 12",
 }
 # Commands that take nothing after the order number (or nothing at all): extra words get a hint.
-NO_TEXT = frozenset({"接单", "领单", "撤销", "催办", "状态", "督办", "待办", "逾期"})
+NO_TEXT = frozenset({"接单", "领单", "撤销", "催办", "状态", "督办", "待办", "逾期", "后台"})
 PERIODS = {"今日": "今日", "今天": "今日", "本周": "本周", "这周": "本周", "本月": "本月", "这个月": "本月"}
 MAX_EXTENSION_DAYS = 30
 

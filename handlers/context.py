@@ -60,6 +60,7 @@ class Services:
     limits: Limits
     wecom: bool = False  # staff with a wecom_userid get their notices through the WeCom app
     weights: Weights = DEFAULT_WEIGHTS  # of the three rates in the composite score
+    dashboard_url: str = "http://127.0.0.1:8080"  # where links to the dashboard point ([server] public_url)
 
 
 @dataclass

@@ -127,6 +127,10 @@ class Directory:
     def contains(self, outer: str | None, inner: str | None) -> bool:
         return outer is not None and outer in self.lineage(inner)
 
+    def grids_under(self, unit_id: str | None) -> list[str]:
+        """The grids of a unit (a grid: itself), sorted."""
+        return sorted(u.id for u in self.units.values() if u.level == "grid" and self.contains(unit_id, u.id))
+
     def grid_near(self, lat: float, lng: float) -> str | None:
         return nearest_grid(self.centres, lat, lng)
 

@@ -54,7 +54,9 @@ async def announce(ctx: Context, order: WorkOrder, assignment: Assignment, place
     """Push the new order to its assignee, tell whoever is informed, alert admins when urgent."""
     assignee, words = assignment.assignee, order.text
     if assignee is not None:
-        message = texts.new_order(order.id, order.category, place_label, words, order.urgent)
+        message = texts.new_order(
+            order.id, order.category, place_label, words, order.urgent, photos=len(order.media or [])
+        )
         await notify(ctx, assignee.openid, message, order_id=order.id, reason="assign")
     for other in assignment.informed:
         message = texts.informed(order.id, order.category, place_label, assignment.handler_name)

@@ -248,7 +248,8 @@ async def open_order(ctx: Context, text: str, where: Where, *, category: str | N
         since = ctx.now - PHOTO_WINDOW
         photos = await attach_loose_images(ctx.session, ctx.msg.channel, ctx.speaker.openid, since, order.id)
     if photos:
-        await set_media(ctx.session, order.id, [_media(p.get("media_id"), p.get("pic_url")) for p in photos])
+        order.media = [_media(p.get("media_id"), p.get("pic_url")) for p in photos]  # the push counts them
+        await set_media(ctx.session, order.id, order.media)
     await announce(ctx, order, assignment, where.label)
     within = describe_duration(limits.seconds("accept", order.category, order.urgent))
     reply = texts.accepted_reply(order.id, order.category, assignment.handler_name, within, order.urgent)

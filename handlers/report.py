@@ -7,6 +7,7 @@ It imports nothing from `bot/`, so a chat handler in `handlers/` may call it as 
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import unicodedata
@@ -83,7 +84,8 @@ async def report_rows(
     for root in [unit_id] if unit_id is not None else _roots(units):
         below = [unit for unit, _ in subtree(units, root)]
         orders = await order_rows(session, below, period.start, cutoff, kinds=EVENT_KINDS)
-        rows.extend(build_rows(units, root, orders, period.start, cutoff, weights))
+        # Pure computation over plain rows; in a thread, so a big unit's month does not hold the event loop.
+        rows.extend(await asyncio.to_thread(build_rows, units, root, orders, period.start, cutoff, weights))
     return rows
 
 

@@ -152,7 +152,9 @@ async def _assign_to(ctx: Context, order: WorkOrder, target: Target) -> None:
         order.unit_id = target.grid
     order.accept_due = ctx.services.limits.accept_due(order, ctx.now)
     label = place_label(order, ctx.services.directory)
-    message = texts.new_order(order.id, order.category, label, order.text, order.urgent)
+    message = texts.new_order(
+        order.id, order.category, label, order.text, order.urgent, photos=len(order.media or [])
+    )
     await notify(ctx, target.person.openid, message, order_id=order.id, reason="assign")
     resident_notice = texts.TRANSFER_NOTICE.format(
         n=order.id, who=ctx.services.directory.branch_name(order.unit_id)

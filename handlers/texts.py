@@ -35,7 +35,8 @@ HELP_ADMIN = (
     "逾期 — 超时工单和未送达通知\n"
     "统计 [今日|本周|本月] · 排名\n"
     "派单 号 网格或人 · 督办 号\n"
-    "延期 号 天数 原因 — 批准延期"
+    "延期 号 天数 原因 — 批准延期\n"
+    "后台 — 指挥中心网页的登录链接"
 )
 
 VOICE_UNCLEAR = "抱歉，没有听清您的语音。请再说一遍，或直接发文字。"
@@ -98,9 +99,10 @@ def order_resolved_follower(n: int, text: str) -> str:
 # --- work orders: to staff ----------------------------------------------------------------------
 
 
-def new_order(n: int, category: str, place: str, words: str, urgent: bool) -> str:
+def new_order(n: int, category: str, place: str, words: str, urgent: bool, photos: int = 0) -> str:
     head = f"【{'紧急' if urgent else '新'}工单 #{n}】{category}"
-    return f"{head}\n地点：{place}\n居民反映：{words}\n请回复“接单 {n}”接单。"
+    attached = f"附照片 {photos} 张\n" if photos else ""
+    return f"{head}\n地点：{place}\n居民反映：{words}\n{attached}请回复“接单 {n}”接单。"
 
 
 def urgent_alert(n: int, category: str, place: str, words: str, assignee: str) -> str:
@@ -151,6 +153,7 @@ SUPERVISED = "已督办工单 #{n}，承办人会收到提醒。"
 SUPERVISE_NOTICE = "【督办】{who}督办工单 #{n}（{category}）：{words}\n请尽快处理，回复“进展 {n} 内容”反馈。"
 CLAIMED = "您已领办工单 #{n}，感谢担当！有进展请回复“进展 {n} 内容”。"
 CLAIM_NOTICE = "工单 #{n} 已由党员{who}领办。"
+DASHBOARD_LINK = "指挥中心登录链接（10 分钟内有效，仅可使用一次，请勿转发）：\n{url}"
 NOTHING_OVERDUE = "目前没有超时工单，也没有未送达的通知。"
 NO_ORDERS_IN_LIST = "没有符合条件的工单。"
 NO_SUCH_ORDER = "没有找到工单 #{n}，请核对工单号。"

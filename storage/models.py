@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
@@ -33,6 +34,8 @@ NAMING = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+MEDIA_KINDS_SQL = "kind IN ('image', 'voice')"  # inbound messages that carry a file (a MediaId)
 
 # SQLite has no BIGINT autoincrement; the variant keeps ids 64-bit on PostgreSQL.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -161,7 +164,11 @@ class Resident(Base):
 
 class WorkOrder(Base):
     __tablename__ = "work_order"
-    __table_args__ = (Index("ix_work_order_state_unit", "state", "unit_id"),)
+    __table_args__ = (
+        Index("ix_work_order_state_unit", "state", "unit_id"),
+        # the dashboard: intake today / this week, the 30-day charts, date-range filters (migration 0007)
+        Index("ix_work_order_unit_created", "unit_id", "created_at"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     resident_openid: Mapped[str] = mapped_column(String(64), index=True)
@@ -229,7 +236,16 @@ class InboundMessage(Base):
     """
 
     __tablename__ = "inbound_message"
-    __table_args__ = (UniqueConstraint("channel", "dedupe_key"),)
+    __table_args__ = (
+        UniqueConstraint("channel", "dedupe_key"),
+        # the media worker's look for photos and voice not yet kept (partial: text messages cost nothing)
+        Index(
+            "ix_inbound_message_media",
+            "received_at",
+            postgresql_where=text(MEDIA_KINDS_SQL),
+            sqlite_where=text(MEDIA_KINDS_SQL),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     channel: Mapped[str] = mapped_column(String(16))
@@ -267,10 +283,54 @@ class OutboxMessage(Base):
     sent_at: Mapped[datetime | None]
 
 
+class MediaFile(Base):
+    """A photo or voice message a person sent, kept for good: WeChat drops its media after 3 days.
+
+    One row per inbound message; the media worker claims `pending` rows with a lease (`next_attempt_at`
+    moved forward, `attempts` bumped as the fencing token), downloads the file and stores it by its
+    sha256 in the media store: `stored`, or `failed` with the reason.
+    """
+
+    __tablename__ = "media_file"
+    __table_args__ = (
+        UniqueConstraint("inbound_id"),
+        Index("ix_media_file_status_next", "status", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    inbound_id: Mapped[int] = mapped_column(ForeignKey("inbound_message.id"))
+    channel: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[str] = mapped_column(String(16))  # image or voice
+    media_id: Mapped[str] = mapped_column(String(256))
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    sha256: Mapped[str | None] = mapped_column(String(64), index=True)
+    content_type: Mapped[str | None] = mapped_column(String(64))
+    size: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    stored_at: Mapped[datetime | None]
+
+
+class DashboardLogin(Base):
+    """A one-time login link to the dashboard: only its sha256 is kept; taken once, before it expires."""
+
+    __tablename__ = "dashboard_login"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    openid: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    used_at: Mapped[datetime | None]
+
+
 __all__ = [
     "Base",
+    "DashboardLogin",
     "Department",
     "InboundMessage",
+    "MediaFile",
     "OrderFollower",
     "OutboxMessage",
     "Person",

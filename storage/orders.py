@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import ColumnElement, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import InboundMessage, OrderFollower, WorkOrder, WorkOrderEvent
@@ -73,15 +73,20 @@ async def orders_in(
     return list(rows.all()), int(total or 0)
 
 
+def overdue_condition(now: datetime) -> ColumnElement[bool]:
+    """Where an order is open and past the deadline of its current phase at `now`."""
+    waiting = WorkOrder.state.in_(("new", "assigned", "returned")) & (WorkOrder.accept_due < now)
+    working = WorkOrder.state.in_(("accepted", "reopened")) & (WorkOrder.resolve_due < now)
+    return waiting | working
+
+
 async def overdue_in(
     session: AsyncSession, grids: list[str], now: datetime, *, limit: int = 10
 ) -> list[WorkOrder]:
     """Open orders of these grids past the deadline of their current phase, most overdue first."""
-    waiting = WorkOrder.state.in_(("new", "assigned", "returned")) & (WorkOrder.accept_due < now)
-    working = WorkOrder.state.in_(("accepted", "reopened")) & (WorkOrder.resolve_due < now)
     stmt = (
         select(WorkOrder)
-        .where(WorkOrder.unit_id.in_(grids), waiting | working)
+        .where(WorkOrder.unit_id.in_(grids), overdue_condition(now))
         .order_by(func.coalesce(WorkOrder.resolve_due, WorkOrder.accept_due))
         .limit(limit)
     )

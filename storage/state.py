@@ -1,4 +1,5 @@
-"""Short-lived shared state: dedupe keys, leases, pending questions, rate limits, access tokens.
+"""Short-lived shared state: dedupe keys, leases, pending questions, rate limits, access tokens,
+and small records with a lifetime (the dashboard's server-side sessions).
 
 One small protocol (`StateStore`) with two backends: `MemoryState` for a single process (the embedded
 default and tests) and `RedisState` for several workers. Everything here expires; nothing here is a
@@ -78,6 +79,18 @@ class StateStore(abc.ABC):
     async def admit(self, user: str, limit: int, window: float) -> tuple[bool, dict[str, Any] | None]:
         """`allow` and `get_pending` together: what a message needs first (Redis: one round trip)."""
         return await self.allow(user, limit, window), await self.get_pending(user)
+
+    @abc.abstractmethod
+    async def put_record(self, key: str, record: dict[str, Any], ttl: float) -> None:
+        """Keep a JSON-able dict under `key` for `ttl` seconds, replacing any earlier one."""
+
+    @abc.abstractmethod
+    async def get_record(self, key: str) -> dict[str, Any] | None:
+        """The record under `key`, or None once it expired or was deleted."""
+
+    @abc.abstractmethod
+    async def delete_record(self, key: str) -> None:
+        """Forget the record under `key` (nothing happens when there is none)."""
 
     @abc.abstractmethod
     async def get_token(self, app: str) -> str | None:
@@ -194,6 +207,17 @@ class MemoryState(StateStore):
         hits.append(now)
         self._put(k, hits, window)  # the entry lives as long as its newest hit counts
         return True
+
+    async def put_record(self, key: str, record: dict[str, Any], ttl: float) -> None:
+        _check_ttl(ttl)
+        self._put(f"record:{key}", _dump(record), ttl)
+
+    async def get_record(self, key: str) -> dict[str, Any] | None:
+        raw = self._get(f"record:{key}")
+        return None if raw is None else json.loads(raw)
+
+    async def delete_record(self, key: str) -> None:
+        self._data.pop(f"record:{key}", None)
 
     async def get_token(self, app: str) -> str | None:
         token: str | None = self._get(f"token:{app}")
@@ -340,6 +364,17 @@ class RedisState(StateStore):
         reply = await self._admit(keys=[self._key("rate", user), self._key("pending", user)], args=args)
         pending = _text(reply[1]) if len(reply) > 1 else None
         return bool(reply[0]), None if pending is None else json.loads(pending)
+
+    async def put_record(self, key: str, record: dict[str, Any], ttl: float) -> None:
+        _check_ttl(ttl)
+        await self.client.set(self._key("record", key), _dump(record), px=_ms(ttl))
+
+    async def get_record(self, key: str) -> dict[str, Any] | None:
+        raw = _text(await self.client.get(self._key("record", key)))
+        return None if raw is None else json.loads(raw)
+
+    async def delete_record(self, key: str) -> None:
+        await self.client.delete(self._key("record", key))
 
     async def get_token(self, app: str) -> str | None:
         return _text(await self.client.get(self._key("token", app)))

@@ -173,7 +173,7 @@ async def fake_api(aiohttp_server: Any) -> FakeServer:
 
 
 @pytest.fixture
-def settings(database_url: str, engine: AsyncEngine, fake_api: FakeServer) -> Settings:
+def settings(database_url: str, engine: AsyncEngine, fake_api: FakeServer, tmp_path: Path) -> Settings:
     """Plaintext mode, token gridbot-demo, the demo org, this test's database and the fake WeChat API."""
     base = demo_settings()
     wechat = replace(base.wechat, app_id=APP_ID, app_secret=APP_SECRET, api_base=fake_api.api_base)
@@ -181,7 +181,7 @@ def settings(database_url: str, engine: AsyncEngine, fake_api: FakeServer) -> Se
         base,
         demo=False,
         wechat=wechat,
-        storage=StorageSettings(database_url=database_url),
+        storage=StorageSettings(database_url=database_url, media_dir=str(tmp_path / "media")),
         org=replace(base.org, file=str(DEMO_ORG)),
     )
 

@@ -116,3 +116,15 @@ def test_durations(text: str, seconds: int) -> None:
 def test_bad_durations(text: str) -> None:
     with pytest.raises(ConfigError):
         parse_duration(text, "sla.x")
+
+
+def test_media_dir_defaults_beside_the_sqlite_file() -> None:
+    from bot.config import StorageSettings
+
+    assert StorageSettings(database_url="sqlite+aiosqlite:///data/grid.db").media_root == Path("data/media")
+    assert StorageSettings(database_url="sqlite+aiosqlite:////var/lib/g/grid.db").media_root == Path(
+        "/var/lib/g/media"
+    )
+    assert StorageSettings(database_url="postgresql+asyncpg://u@h/db").media_root == Path("media")
+    assert StorageSettings(media_dir="/srv/media").media_root == Path("/srv/media")
+    assert load_settings(env={"GRIDBOT_STORAGE_MEDIA_DIR": "/tmp/m"}).storage.media_root == Path("/tmp/m")

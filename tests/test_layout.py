@@ -40,5 +40,5 @@ def test_lower_layers_import_nothing_above_them(package: str) -> None:
 def test_bot_top_level_is_only_the_composition_root() -> None:
     top = sorted(p.name for p in (ROOT / "bot").glob("*.py"))
     assert top == ["__init__.py", "app.py", "cli.py", "config.py", "keys.py", "metrics.py"]
-    for sub in ("edge", "workers", "tencent", "demo"):
+    for sub in ("edge", "workers", "tencent", "demo", "dashboard"):
         assert (ROOT / "bot" / sub / "__init__.py").is_file()

@@ -110,6 +110,33 @@ class TestStateStore:
         await advance(0.2)
         assert await store.acquire("order:9", "worker-b", 0.3) is True
 
+    async def test_record_roundtrip_replace_delete_and_expiry(
+        self, store: StateStore, advance: Advance
+    ) -> None:
+        assert await store.get_record("session:a") is None
+        await store.put_record("session:a", {"openid": "oAdmin", "csrf": "x1", "名": "黄敏"}, 0.3)
+        assert await store.get_record("session:a") == {"openid": "oAdmin", "csrf": "x1", "名": "黄敏"}
+        assert await store.get_record("session:b") is None
+        await store.put_record("session:a", {"openid": "oOther"}, 0.3)  # replaces
+        assert await store.get_record("session:a") == {"openid": "oOther"}
+        await store.delete_record("session:a")
+        assert await store.get_record("session:a") is None
+        await store.delete_record("session:never")  # no record: nothing happens
+        await store.put_record("session:c", {"n": 1}, 0.2)
+        await advance(0.3)
+        assert await store.get_record("session:c") is None
+        with pytest.raises(ValueError):
+            await store.put_record("session:d", {"n": 1}, 0)
+
+    async def test_records_do_not_collide_with_pending_questions(self, store: StateStore) -> None:
+        await store.put_record("u1", {"kind": "record"}, 10)
+        await store.set_pending("u1", {"kind": "pending"}, 10)
+        assert await store.get_record("u1") == {"kind": "record"}
+        record = {"list": [1]}
+        await store.put_record("u2", record, 10)
+        record["list"].append(2)  # the store keeps a copy
+        assert await store.get_record("u2") == {"list": [1]}
+
     async def test_pending_roundtrip_with_chinese_text(self, store: StateStore) -> None:
         question = {"ask": "请问具体在几号楼？", "order": 42, "options": ["是", "否"], "meta": {"x": None}}
         assert await store.get_pending("wx-user") is None

@@ -28,6 +28,7 @@ ERRMSG = {
     40001: "invalid credential, access_token is invalid or not latest",
     40003: "invalid openid",
     40008: "invalid message type",
+    40007: "invalid media_id",
     40013: "invalid appid",
     40014: "invalid access_token",
     40037: "invalid template_id",
@@ -72,6 +73,7 @@ class FakeWeChat:
         agent_id: int,
         expires_in: int = 7200,
         clock: Callable[[], float] = time.monotonic,
+        default_media: tuple[str, bytes] | None = None,
     ) -> None:
         self.app_id, self._app_secret = app_id, app_secret
         self.corp_id, self._corp_secret, self.agent_id = corp_id, corp_secret, agent_id
@@ -86,6 +88,11 @@ class FakeWeChat:
         self._token_faults: deque[int] = deque()
         self._arrived = asyncio.Event()
         self.closing = False  # set at shutdown so long polls end at once
+        # media id → (content type, bytes) served by /cgi-bin/media/get; others get `default_media`,
+        # or 40007 when that is None
+        self.media: dict[str, tuple[str, bytes]] = {}
+        self.default_media = default_media
+        self.media_requests: list[str] = []  # every media id asked for, in order
 
     # --- controls for tests and the demo ---------------------------------------------------------
 
@@ -268,6 +275,24 @@ class FakeWeChat:
             {"errcode": 0, "errmsg": "ok", "invaliduser": "", "msgid": f"fake-{ids[0]}", "response_code": ""}
         )
 
+    async def media_get(self, request: web.Request) -> web.StreamResponse:
+        """`/cgi-bin/media/get`: the bytes of a media id (faults by `fail_next(media_id, …)`)."""
+        if refused := self._check_token(request, "mp"):
+            return refused
+        media_id = request.query.get("media_id", "")
+        self.media_requests.append(media_id)
+        if fault := await self._fault_for([media_id]):
+            return fault
+        found = self.media.get(media_id, self.default_media)
+        if not media_id or found is None:
+            return _error(40007)
+        content_type, data = found
+        return web.Response(
+            body=data,
+            content_type=content_type,
+            headers={"Content-Disposition": f'attachment; filename="{media_id}"'},
+        )
+
     # --- reading -------------------------------------------------------------------------------
 
     async def read_messages(self, request: web.Request) -> web.Response:
@@ -303,6 +328,7 @@ def create_fake_wechat_app(
     agent_id: int = 1000002,
     expires_in: int = 7200,
     clock: Callable[[], float] = time.monotonic,
+    default_media: tuple[str, bytes] | None = None,
 ) -> web.Application:
     """The fake as an application; mount it with `add_subapp` or serve it alone. State: `app[FAKE_WECHAT]`."""
     fake = FakeWeChat(
@@ -313,6 +339,7 @@ def create_fake_wechat_app(
         agent_id=agent_id,
         expires_in=expires_in,
         clock=clock,
+        default_media=default_media,
     )
     app = web.Application()
     app[FAKE_WECHAT] = fake
@@ -321,6 +348,7 @@ def create_fake_wechat_app(
     app.router.add_post("/cgi-bin/message/template/send", fake.template_send)
     app.router.add_get("/cgi-bin/gettoken", fake.wecom_token)
     app.router.add_post("/cgi-bin/message/send", fake.wecom_send)
+    app.router.add_get("/cgi-bin/media/get", fake.media_get)
     app.router.add_get("/fake/messages", fake.read_messages)
 
     async def end_long_polls(_: web.Application) -> None:

@@ -27,7 +27,7 @@ Handler = Callable[[Context], Awaitable[str | None]]
 Filter = Callable[[Context], bool]
 
 STAFF_WORDS = frozenset({"待办", "接单", "领单", "进展", "办结", "转派", "退单", "延期"})
-ADMIN_WORDS = frozenset({"状态", "列表", "逾期", "派单", "督办", "统计", "排名"})
+ADMIN_WORDS = frozenset({"状态", "列表", "逾期", "派单", "督办", "统计", "排名", "后台"})
 RESIDENT_WORDS = frozenset({"查询", "评价", "撤销", "催办", "绑定"})
 DEFERRED_PER_REPLY = 3  # with the reply itself this stays within WeChat's 2048 bytes; the rest wait
 
@@ -123,6 +123,7 @@ ROUTES: tuple[Route, ...] = (
     Route(both(command("督办"), admin_only), admin.supervise),
     Route(both(command("统计"), admin_only), admin.stats),
     Route(both(command("排名"), admin_only), admin.ranking),
+    Route(both(command("后台"), admin_only), admin.dashboard_link),
     Route(command(*ADMIN_WORDS), refuse_admin_word),
     Route(command(*STAFF_WORDS), refuse_staff_word),
     # Residents; staff get their help instead.

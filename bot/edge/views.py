@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import UTC, datetime
 
 from aiohttp import web
 
 from bot import keys
 from bot.edge.wechat import MAX_BODY, Channel, EdgeError
+from handlers.workflow import OPEN_STATES
 from storage.db import ping
+from storage.gauges import live_gauges
 
 log = logging.getLogger(__name__)
 
@@ -86,4 +89,12 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    return web.Response(text=request.app[keys.METRICS].render(), content_type="text/plain", charset="utf-8")
+    gauges: dict[str, float] = {}
+    now = datetime.fromtimestamp(request.app[keys.CLOCK](), UTC)
+    try:
+        async with request.app[keys.SESSIONS]() as session:
+            gauges = await live_gauges(session, OPEN_STATES, now)
+    except Exception:  # the database may be down: the counters are still worth scraping
+        log.exception("metrics: the gauges could not be read")
+    text = request.app[keys.METRICS].render(gauges)
+    return web.Response(text=text, content_type="text/plain", charset="utf-8")

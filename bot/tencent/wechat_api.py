@@ -16,6 +16,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -25,6 +26,10 @@ from storage.state import StateStore
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "MAX_MEDIA_BYTES",
+    "MEDIA_TYPES",
+    "Media",
+    "MediaRefused",
     "OutOfWindow",
     "QuotaExceeded",
     "Retryable",
@@ -69,6 +74,41 @@ class Retryable(WeChatAPIError):
 
 class SendRejected(WeChatAPIError):
     """Any other errcode (unknown openid, unsubscribed, bad content…): retrying will not help."""
+
+
+class MediaRefused(WeChatAPIError):
+    """A downloaded file we will not keep: too large, or not a photo or voice format we know."""
+
+
+MAX_MEDIA_BYTES = 10 * 1024 * 1024
+# What photos and voice messages come as; the bytes of an image must also look like the type says.
+MEDIA_TYPES = frozenset(
+    {"image/jpeg", "image/png", "image/gif", "image/webp", "audio/amr", "audio/speex", "audio/x-speex"}
+    | {"audio/mpeg", "audio/mp3", "audio/ogg", "audio/wav", "audio/x-wav", "audio/silk"}
+)
+_MAGIC = {
+    "image/jpeg": (b"\xff\xd8\xff",),
+    "image/png": (b"\x89PNG\r\n\x1a\n",),
+    "image/gif": (b"GIF87a", b"GIF89a"),
+    "image/webp": (b"RIFF",),
+    "audio/amr": (b"#!AMR",),
+}
+_JSON_TYPES = frozenset({"application/json", "text/plain", "text/json"})
+
+
+@dataclass(frozen=True)
+class Media:
+    content_type: str
+    data: bytes
+
+
+def check_media(content_type: str, data: bytes) -> None:
+    """Refuse a type we do not keep, and bytes that are not what their type says."""
+    if content_type not in MEDIA_TYPES:
+        raise MediaRefused(None, f"content type {content_type or 'missing'} is not a photo or voice format")
+    magic = _MAGIC.get(content_type)
+    if magic is not None and not data.startswith(magic):
+        raise MediaRefused(None, f"the bytes are not {content_type}")
 
 
 def _raise_for(errcode: int, errmsg: str) -> None:
@@ -230,6 +270,55 @@ class WeChatAPI(TencentTransport):
         answer = await self._call("/cgi-bin/message/template/send", body)
         msgid = answer.get("msgid")
         return msgid if isinstance(msgid, int) else None
+
+    async def get_media(self, media_id: str, *, max_bytes: int = MAX_MEDIA_BYTES) -> Media:
+        """A photo or voice message a person sent (`/cgi-bin/media/get`; WeChat keeps it 3 days).
+
+        Read in chunks and given up past `max_bytes`; the type is checked (`MediaRefused`). A JSON body
+        is an error: a stale token is refreshed once and the download tried once more."""
+        token = await self.access_token()
+        answer = await self._download(token, media_id, max_bytes)
+        if isinstance(answer, dict) and _errcode(answer) in TOKEN_ERRORS:
+            log.warning("wechat media/get: errcode %s, refreshing the access token once", _errcode(answer))
+            token = await self._refresh(stale=token)
+            answer = await self._download(token, media_id, max_bytes)
+        if isinstance(answer, Media):
+            return answer
+        code = _errcode(answer)
+        log.info("wechat media/get: errcode %s", code)
+        _raise_for(code if code else BUSY_ERROR, str(answer.get("errmsg", "no media in the answer")))
+        raise AssertionError("unreachable")  # pragma: no cover - _raise_for raised
+
+    async def _download(self, token: str, media_id: str, max_bytes: int) -> Media | dict[str, Any]:
+        params = {"access_token": token, "media_id": media_id}
+        try:
+            async with self.http.get(
+                self.api_base + "/cgi-bin/media/get", params=params, timeout=self.timeout
+            ) as response:
+                if response.status >= 500 or response.status == 429:
+                    raise Retryable(None, f"HTTP {response.status}") from None
+                if response.status != 200:
+                    raise SendRejected(None, f"HTTP {response.status}") from None
+                content_type = response.content_type.lower()
+                if (response.content_length or 0) > max_bytes:
+                    raise MediaRefused(None, f"larger than {max_bytes} bytes") from None
+                chunks, size = [], 0
+                async for chunk in response.content.iter_chunked(64 * 1024):
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise MediaRefused(None, f"larger than {max_bytes} bytes") from None
+                    chunks.append(chunk)
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise Retryable(None, f"{type(exc).__name__} calling /cgi-bin/media/get") from None
+        data = b"".join(chunks)
+        if content_type in _JSON_TYPES:
+            try:
+                answer = json.loads(data)
+            except ValueError:
+                raise Retryable(None, "unreadable answer from /cgi-bin/media/get") from None
+            return answer if isinstance(answer, dict) else {"errcode": BUSY_ERROR}
+        check_media(content_type, data)
+        return Media(content_type, data)
 
     async def _fetch_token(self) -> str:
         params = {"grant_type": "client_credential", "appid": self.app_id, "secret": self._secret}
