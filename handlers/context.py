@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -14,6 +15,7 @@ from handlers.incoming import Incoming
 from handlers.rates import DEFAULT_WEIGHTS, Weights
 from handlers.workflow import Limits
 from nlp.classifier import Classifier
+from nlp.gate import Gate
 from storage.state import StateStore
 
 RESIDENT = "resident"
@@ -62,6 +64,11 @@ class Services:
     weights: Weights = DEFAULT_WEIGHTS  # of the three rates in the composite score
     dashboard_url: str = "http://127.0.0.1:8080"  # where links to the dashboard point ([server] public_url)
 
+    @cached_property
+    def gate(self) -> Gate:
+        """The intake gate (nlp/rules/gate.toml), reading text as this classifier does."""
+        return Gate.load(classifier=self.classifier)
+
 
 @dataclass
 class Context:
@@ -77,6 +84,7 @@ class Context:
     order_id: int | None = None  # the order this message opened or was added to
     pending: dict[str, Any] | None = None  # the question the bot was waiting on, read with the rate limit
     loose_images: bool = True  # False: the sender surely has no recent photo waiting for an order
+    urgent: bool = False  # the reply is an emergency's: it goes first, before any deferred notice
 
     @property
     def pending_key(self) -> str:

@@ -28,9 +28,5 @@ async def help_text(ctx: Context) -> str:
     return texts.HELP_STAFF if ctx.speaker.is_staff else texts.HELP_RESIDENT
 
 
-async def voice_unclear(ctx: Context) -> str:
-    return texts.VOICE_UNCLEAR
-
-
 async def unsupported(ctx: Context) -> str:
     return texts.UNSUPPORTED

@@ -55,7 +55,7 @@ async def announce(ctx: Context, order: WorkOrder, assignment: Assignment, place
     assignee, words = assignment.assignee, order.text
     if assignee is not None:
         message = texts.new_order(
-            order.id, order.category, place_label, words, order.urgent, photos=len(order.media or [])
+            order.id, order.category, place_label, words, order.urgent, **texts.media_counts(order.media)
         )
         await notify(ctx, assignee.openid, message, order_id=order.id, reason="assign")
     for other in assignment.informed:

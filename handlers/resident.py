@@ -133,6 +133,9 @@ async def bind(ctx: Context) -> str:
     """绑定 地址: remember where the resident lives; without an address, ask for it (or a location)."""
     assert ctx.command is not None
     if not ctx.command.rest:
+        said = (ctx.pending or {}).get("said")
+        if (ctx.pending or {}).get("place") and said:  # the bare place just sent: 绑定 takes it
+            return await bind_to(ctx, str(said))
         await ctx.state.set_pending(ctx.pending_key, {"ask": Ask.BIND}, WAIT)
         return texts.BIND_ASK
     return await bind_to(ctx, ctx.command.rest)

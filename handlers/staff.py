@@ -153,7 +153,7 @@ async def _assign_to(ctx: Context, order: WorkOrder, target: Target) -> None:
     order.accept_due = ctx.services.limits.accept_due(order, ctx.now)
     label = place_label(order, ctx.services.directory)
     message = texts.new_order(
-        order.id, order.category, label, order.text, order.urgent, photos=len(order.media or [])
+        order.id, order.category, label, order.text, order.urgent, **texts.media_counts(order.media)
     )
     await notify(ctx, target.person.openid, message, order_id=order.id, reason="assign")
     resident_notice = texts.TRANSFER_NOTICE.format(

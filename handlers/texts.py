@@ -39,7 +39,13 @@ HELP_ADMIN = (
     "后台 — 指挥中心网页的登录链接"
 )
 
-VOICE_UNCLEAR = "抱歉，没有听清您的语音。请再说一遍，或直接发文字。"
+VOICE_CHOICES = ("设施维修", "环境卫生", "噪音扰民", "水电燃气", "其他")
+VOICE_UNRECOGNISED = (
+    "收到您的语音，但没能识别出文字。请用一句话写下问题和地点，或回复数字选类别："
+    + " ".join(f"{i} {label}" for i, label in enumerate(VOICE_CHOICES, 1))
+    + "。"
+)
+VOICE_ONLY_TEXT = "（语音留言，未能识别文字，请收听）"
 UNSUPPORTED = "抱歉，目前只能处理文字、语音、图片和位置。请用文字描述您的问题。"
 IMAGE_RECEIVED = "照片已收到。请再用一句话说明是什么问题、在哪里。"
 LOCATION_RECEIVED = "位置已收到。请再用一句话说明遇到了什么问题。"
@@ -55,6 +61,25 @@ PLACE_NOT_FOUND = (
 )
 REPORT_CANCELLED = "好的，已取消。有需要随时再告诉我们。"
 GREETING = "您好！请直接描述遇到的问题和地点，例如“筱塘新村3号楼楼道灯坏了”，也可以发语音或照片。"
+# What the intake gate answers a message that is not a report (nlp/gate.py kinds); nothing is opened.
+CHAT_REPLIES = {
+    "greeting": GREETING,
+    "thanks": "不客气！有需要随时告诉我们。",
+    "confirm": "好的。如还有问题，直接描述问题和地点即可。",
+    "done": "好的，问题解决了就好！有需要随时告诉我们。",
+    "praise": "谢谢您的鼓励，我们会继续努力！有问题随时告诉我们。",
+    "bot": (
+        "我是社区网格服务号的助手：您反映的问题会交给所在网格的党支部处理，并随时告诉您进展。"
+        "直接描述问题和地点即可，回复“帮助”看用法。紧急情况请直接拨打 110 / 119 / 120。"
+    ),
+    "chatter": "您好！如需反映问题，请直接描述问题和地点，例如“筱塘新村3号楼楼道灯坏了”。",
+    "emoji": "收到～如需反映问题，请用文字描述问题和地点。",
+    "punctuation": "收到～如需反映问题，请用文字描述问题和地点。",
+}
+MENU = "请回复数字：\n1 反映问题\n2 查询我的工单\n3 使用帮助"
+MENU_REPORT = "请直接描述问题和地点，例如“筱塘新村3号楼楼道灯坏了”，也可以发语音、照片或位置。"
+PLACE_ONLY = "这里遇到了什么问题？请简单说一下，例如“楼道灯坏了”。如这是您家的地址，回复“绑定”即可记住它。"
+PLACE_UNKNOWN_ONLY = "这里遇到了什么问题？请把问题和地点一起告诉我们，例如“3号楼楼道灯坏了”。"
 NO_ORDERS = "您还没有反映过问题。直接描述问题和地点即可提交。"
 NOT_YOUR_ORDER = "抱歉，没有找到您提交的工单 #{n}。回复“查询”可查看您的工单。"
 RATE_ASK = "请为本次办理评价，回复数字：\n1 满意\n2 基本满意\n3 不满意"
@@ -64,12 +89,32 @@ ALREADY_REPORTED = "您已经反映过这个问题（工单 #{n}），正在处�
 DUPLICATE_LINKED = "已有居民反映过这个问题（工单 #{n}，{category}），正在处理。已为您关注，进展会同时告诉您。"
 CLARIFY = "请问您反映的是哪一类问题？回复数字：\n{choices}\n回复“取消”可放弃。"
 PHOTO_ADDED = "照片已补充到工单 #{n}。"
+# What to do now, by the kind of emergency (nlp [urgent.<kind>]): the first words of the reply.
 EMERGENCY = {
-    "fire": "情况紧急！请先撤离到安全处，立即拨打 119。",
-    "medical": "情况紧急！请立即拨打 120 急救电话。",
-    "police": "情况紧急！请注意安全，立即拨打 110 报警。",
+    "fire": "情况紧急！请立即撤离到安全的地方，拨打 119，不要乘电梯。",
+    "gas": "情况紧急！请不要开关电器、不要点火，开窗后马上离开，到室外拨打 119。",
+    "rescue": "情况紧急！请立即拨打 119 求救，先保证自身安全，不要贸然施救。",
+    "police": "情况紧急！请先到安全的地方，立即拨打 110 报警。",
+    "medical": "情况紧急！请立即拨打 120 急救电话，不要随意搬动伤者。",
+    "water": "情况紧急！请先远离进水处，能关总水阀就关上，不要碰电器，并拨打物业值班电话或供水抢修电话。",
+    "power": "情况紧急！请远离冒火花的地方，不要触碰电线和电箱，并拨打物业值班电话或 95598 供电抢修。",
+    "structure": "情况紧急！请立即远离下方和周围，提醒路过的人绕行，并拨打物业值班电话；有人受伤请拨打 120。",
     "any": "情况紧急！请先确保人身安全，立即拨打 119（火警）/110（报警）/120（急救）。",
 }
+# The number of each kind, and a short clause naming it when a second kind adds a different number.
+EMERGENCY_NUMBER = {"fire": "119", "gas": "119", "rescue": "119", "police": "110", "medical": "120"}
+EMERGENCY_ALSO = {
+    "fire": "着火请拨打 119。",
+    "gas": "闻到燃气味请开窗离开、拨打 119。",
+    "rescue": "有人被困请拨打 119。",
+    "police": "有人行凶请拨打 110。",
+    "medical": "有人受伤请拨打 120。",
+}
+URGENT_RECORDED = "已记录为紧急工单 #{n}，社区已收到提醒。请告诉我们具体地点（小区和楼栋），或点“+”发送位置。"
+URGENT_STILL_WAITING = (
+    "紧急工单 #{n} 已记录，社区已收到提醒。请告诉我们具体地点（小区和楼栋），或点“+”发送位置。"
+)
+URGENT_KEPT = "好的。紧急工单 #{n} 已记录，社区会电话联系您；如已处理好，请回复“撤销 {n}”。"
 
 
 def accepted_reply(n: int, category: str, branch: str, within: str, urgent: bool) -> str:
@@ -99,10 +144,35 @@ def order_resolved_follower(n: int, text: str) -> str:
 # --- work orders: to staff ----------------------------------------------------------------------
 
 
-def new_order(n: int, category: str, place: str, words: str, urgent: bool, photos: int = 0) -> str:
+def new_order(
+    n: int, category: str, place: str, words: str, urgent: bool, photos: int = 0, voices: int = 0
+) -> str:
     head = f"【{'紧急' if urgent else '新'}工单 #{n}】{category}"
-    attached = f"附照片 {photos} 张\n" if photos else ""
-    return f"{head}\n地点：{place}\n居民反映：{words}\n{attached}请回复“接单 {n}”接单。"
+    attached = "，".join(
+        part
+        for part in (f"附照片 {photos} 张" if photos else "", f"附语音 {voices} 条" if voices else "")
+        if part
+    )
+    return (
+        f"{head}\n地点：{place}\n居民反映：{words}\n"
+        + (f"{attached}\n" if attached else "")
+        + f"请回复“接单 {n}”接单。"
+    )
+
+
+def media_counts(media: list[dict[str, object]] | None) -> dict[str, int]:
+    """How many photos and voice messages an order carries (its `media` list)."""
+    items = media or []
+    voices = sum(1 for m in items if m.get("kind") == "voice")
+    return {"photos": len(items) - voices, "voices": voices}
+
+
+def urgent_unplaced(n: int, category: str, words: str, near: str | None) -> str:
+    where = f"（居民绑定的地址在{near}）" if near else ""
+    return (
+        f"【紧急·地点待确认】工单 #{n}（{category}）\n居民反映：{words}\n"
+        f"居民还没说明地点{where}，已请其补充。请尽快联系，或回复“派单 {n} 网格或人”。"
+    )
 
 
 def urgent_alert(n: int, category: str, place: str, words: str, assignee: str) -> str:

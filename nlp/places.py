@@ -23,12 +23,18 @@ from dataclasses import dataclass
 from nlp.matcher import KeywordMatcher
 from nlp.normalize import normalize
 
-__all__ = ["PlaceEntry", "PlaceIndex", "PlaceMatch", "haversine_km", "nearest_grid"]
+__all__ = ["PlaceEntry", "PlaceIndex", "PlaceMatch", "building_in", "haversine_km", "nearest_grid"]
 
 _NUM = "0-9零〇一二三四五六七八九十百两"
 _DETAIL = re.compile(rf"\s*的?\s*((?:[{_NUM}]+\s*(?:号楼|号院|栋|幢|座|单元|号|弄|楼|室|层|期|区|户)\s*)+)")
 _RANGE = re.compile(r"^(?P<base>.*?\D)(?P<lo>\d+)\s*[-~～—–到至]\s*(?P<hi>\d+)\s*(?P<unit>号|弄|栋|幢)?$")
 _HOUSE_NUMBER = re.compile(r"\s*(?P<n>\d+)\s*(?P<unit>号|弄|栋|幢)?")
+# A building, unit or room written on its own (3号楼, 8栋2单元, 502室): the detail of a report whose
+# estate comes from elsewhere (an answer, a bound place). A bare 号 or 楼 alone (5楼 is a floor) is not.
+_BUILDING = re.compile(
+    rf"(?<![{_NUM}])((?:[{_NUM}]+\s*(?:号楼|号院|栋|幢|座)\s*)(?:[{_NUM}]+\s*(?:单元|层|楼|室|户|号)\s*)*"
+    rf"|(?:[{_NUM}]+\s*单元\s*)(?:[{_NUM}]+\s*(?:层|楼|室|户|号)\s*)*|[{_NUM}]+\s*室)"
+)
 
 
 @dataclass(frozen=True)
@@ -165,6 +171,12 @@ class PlaceIndex:
                         detail = _detail_at(text, start + length)
                         return PlaceMatch(entry.key, entry.grid, window, detail)
         return None
+
+
+def building_in(text: str) -> str:
+    """The building / unit / room written anywhere in `text` (``3号楼2单元``), "" when there is none."""
+    match = _BUILDING.search(normalize(text))
+    return re.sub(r"\s+", "", match.group(1)) if match else ""
 
 
 def haversine_km(lat1: float, lng1: float, lat2: float, lng2: float) -> float:

@@ -169,6 +169,16 @@ async def set_media(session: AsyncSession, order_id: int, media: list[dict[str, 
     await session.execute(_SET_MEDIA, {"b_id": order_id, "b_media": media})
 
 
+async def attach_inbound(session: AsyncSession, inbound_ids: list[int], order_id: int) -> None:
+    """These stored messages (a voice kept for the report that followed it) belong to this order."""
+    await session.execute(
+        update(InboundMessage)
+        .where(InboundMessage.id.in_(inbound_ids), InboundMessage.order_id.is_(None))
+        .values(order_id=order_id)
+        .execution_options(synchronize_session=False)
+    )
+
+
 async def attach_loose_images(
     session: AsyncSession, channel: str, openid: str, since: datetime, order_id: int
 ) -> list[dict[str, Any]]:

@@ -167,3 +167,25 @@ async def bind_resident(
         .where(Resident.openid == openid)
         .values(place_id=place_id, place_detail=detail, unit_id=unit_id)
     )
+
+
+async def last_words_before(
+    session: AsyncSession, channel: str, sender: str, before_id: int, since: datetime
+) -> tuple[str, str | None, int | None] | None:
+    """The text, reply and order of the last text-like message this person sent before `before_id`,
+    since `since` — how a question the bot forgot (in-process state after a restart) is found again."""
+    row = (
+        await session.execute(
+            select(InboundMessage.text, InboundMessage.reply, InboundMessage.order_id)
+            .where(
+                InboundMessage.channel == channel,
+                InboundMessage.sender == sender,
+                InboundMessage.id < before_id,
+                InboundMessage.kind.in_(("text", "voice", "link")),
+                InboundMessage.received_at >= since,
+            )
+            .order_by(InboundMessage.id.desc())
+            .limit(1)
+        )
+    ).one_or_none()
+    return (row.text, row.reply, row.order_id) if row is not None else None

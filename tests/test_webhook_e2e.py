@@ -89,7 +89,7 @@ class TestConversation:
     async def test_every_kind_gets_a_fitting_answer(self, start: Start, engine: AsyncEngine) -> None:
         _, wechat = await start()
         assert (await wechat.send(voice_xml("oR1", "垃圾好几天没人收"))).content == texts.ASK_PLACE
-        assert (await wechat.send(voice_xml("oR2", ""))).content == texts.VOICE_UNCLEAR
+        assert (await wechat.send(voice_xml("oR2", ""))).content == texts.VOICE_UNRECOGNISED
         assert (await wechat.send(image_xml("oR3"))).content == texts.IMAGE_RECEIVED
         assert (
             await wechat.send(location_xml("oR4", 25.43, 119.0, "筱塘"))
@@ -258,7 +258,7 @@ class TestIdempotency:
             return await original(msg, inbound_id)
 
         dispatcher.feed = flaky
-        xml = text_xml("oR", "井盖丢了", msg_id="9000005")
+        xml = text_xml("oR", "井盖松动了", msg_id="9000005")
         assert (await wechat.send(xml)).content == texts.BUSY
         rows = await inbound_rows(engine)
         assert len(rows) == 1 and rows[0].handled_at is None

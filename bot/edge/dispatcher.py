@@ -134,7 +134,7 @@ ROUTES: tuple[Route, ...] = (
     Route(command("催办"), resident.urge),
     Route(command("绑定"), resident.bind),
     Route(both(staff_only, kind("text", "voice")), conversation.help_text),
-    Route(both(kind("voice"), lambda ctx: not ctx.msg.text.strip()), conversation.voice_unclear),
+    Route(both(kind("voice"), lambda ctx: not ctx.msg.text.strip()), intake.voice_unrecognised),
     Route(kind("text", "voice", "link"), intake.report),
     Route(kind("image"), intake.photo),
     Route(kind("location"), intake.location),
@@ -196,7 +196,7 @@ class Dispatcher:
                 allowed, ctx.pending = await self.state.admit(ctx.pending_key, limit, window)
             reply = await self.route(ctx)(ctx) if allowed else texts.THROTTLED
             if stored.deferred and (msg.kind != "event" or msg.event == "subscribe"):
-                reply = await _with_deferred(session, msg, reply, now)
+                reply = await _with_deferred(session, msg, reply, now, first=ctx.urgent)
             await mark_handled(session, inbound_id, reply or "", now, ctx.order_id)
         if ctx.queued and self.on_queued is not None:
             self.on_queued()
@@ -210,14 +210,16 @@ class Dispatcher:
 
 
 async def _with_deferred(
-    session: AsyncSession, msg: Incoming, reply: str | None, now: datetime
+    session: AsyncSession, msg: Incoming, reply: str | None, now: datetime, *, first: bool = False
 ) -> str | None:
+    """The deferred notices and the reply in one message: the notices first, unless the reply must be
+    read first (an emergency's advice)."""
     notices = await take_deferred(session, msg.channel, msg.sender, now, limit=DEFERRED_PER_REPLY)
     if not notices:
         return reply
     parts = [notice.text for notice in notices]
     if reply:
-        parts.append(reply)
+        parts.insert(0, reply) if first else parts.append(reply)
     return "\n——\n".join(parts)
 
 

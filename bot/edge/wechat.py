@@ -244,6 +244,7 @@ def _to_incoming(channel: str, data: Mapping[str, Any]) -> Incoming:
             kind="voice",
             text=_text(data, "Recognition") or "",
             media_id=_text(data, "MediaId"),
+            extra={"format": (_text(data, "Format") or "")[:16]} if _text(data, "Format") else {},
             **base,
         )
     if msg_type == "image":
