@@ -33,7 +33,7 @@ from typing import Any
 
 from nlp.classifier import Classifier
 from nlp.matcher import KeywordMatcher
-from nlp.normalize import normalize
+from nlp.normalize import has_emoji, normalize
 
 __all__ = ["NOT_REPORT_KINDS", "REPORT", "Gate", "GateError", "Verdict", "looks_like_place"]
 
@@ -163,7 +163,7 @@ class Gate:
                 return Verdict(REPORT, urgency.cues)
         core = _NOISE.sub("", norm)
         if not core:
-            if had_sticker or normalize(raw) != raw.strip():
+            if had_sticker or has_emoji(raw):
                 return Verdict("emoji")
             return Verdict("punctuation")
         if _DIGITS.match(core):

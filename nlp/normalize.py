@@ -20,7 +20,7 @@ from functools import lru_cache
 
 import opencc
 
-__all__ = ["is_cjk", "normalize", "to_simplified"]
+__all__ = ["has_emoji", "is_cjk", "normalize", "to_simplified"]
 
 # Full-width forms U+FF01..U+FF5E map to ASCII U+0021..U+007E; these stay Chinese punctuation.
 _KEEP_FULLWIDTH = set("，。！？：；（）、")
@@ -74,6 +74,11 @@ def is_cjk(char: str) -> bool:
     """True for a CJK unified ideograph (basic, extension A, compatibility)."""
     cp = ord(char)
     return 0x4E00 <= cp <= 0x9FFF or 0x3400 <= cp <= 0x4DBF or 0xF900 <= cp <= 0xFAFF
+
+
+def has_emoji(text: str) -> bool:
+    """True when `text` holds an emoji (or another pictograph) that `normalize` removes."""
+    return bool(_EMOJI.search(text))
 
 
 def normalize(text: str) -> str:
