@@ -1,6 +1,11 @@
-"""NLP benchmark: accuracy, cross-validated macro-F1, throughput, memory, start-up time.
+"""NLP benchmark: accuracy, generalisation, the gate, throughput, memory, start-up time.
 
-    python bench/nlp.py [--data DIR] [--folds 5] [--seeds 0,1,2] [--skip-cv]
+    python bench/nlp.py [--data DIR] [--folds 5] [--seeds 0,1,2] [--skip-cv] [--held-out FILE.csv ...]
+
+Generalisation is shown three ways on the community requests (community_dev.csv in the shared data and
+tests/data/community_dev2.csv, written apart from each other): rules tuned on one file (`train` merged over
+the hand rules) tested on the other, in both directions, and k-fold over their union. The hand rules alone
+are scored on every file too, and on any --held-out file (text,label[,urgent]) or gate file (text,kind).
 
 Prints one ``name: value`` line per number. Data defaults to ../shared/data next to the repository.
 Cross-validation: for each seed the rows are shuffled (``random.Random(seed)``) and dealt into
@@ -24,8 +29,20 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from nlp.classifier import Classifier  # noqa: E402
-from nlp.evaluate import LabelledRow, evaluate, read_labelled_csv, score_predictions  # noqa: E402
+from nlp.evaluate import (  # noqa: E402
+    EvalReport,
+    LabelledRow,
+    csv_columns,
+    evaluate,
+    evaluate_gate,
+    read_gate_csv,
+    read_labelled_csv,
+    score_predictions,
+)
+from nlp.gate import Gate  # noqa: E402
 from nlp.train import train  # noqa: E402
+
+OWN_DATA = ROOT / "tests" / "data"
 
 SHORT_MESSAGES = [
     "小区东门垃圾桶满了没人清运",
@@ -88,6 +105,105 @@ def cross_validate(rows: list[LabelledRow], folds: int, seed: int = 0) -> tuple[
     return report.macro_f1, report.accuracy, (time.perf_counter() - started) / folds
 
 
+def _scores(name: str, report: EvalReport, note: str) -> None:
+    urgency = ""
+    if report.urgent_recall is not None:
+        urgency = (
+            f" urgency_recall={report.urgent_recall:.4f} urgency_precision={report.urgent_precision:.4f}"
+        )
+    print(
+        f"{name}: accuracy={report.accuracy:.4f} macro_f1={report.macro_f1:.4f}{urgency} n={report.n}   ({note})"
+    )
+
+
+def cross_file(first: list[LabelledRow], second: list[LabelledRow], base: Classifier) -> EvalReport:
+    """Rules tuned on `first` (learned keywords merged over the hand rules), scored on `second`."""
+    return evaluate(Classifier(train(first, base)), second)
+
+
+def k_fold(rows: list[LabelledRow], base: Classifier, folds: int, seed: int) -> EvalReport:
+    """Each part scored by the hand rules with keywords learned from the other parts merged in."""
+    order = list(range(len(rows)))
+    random.Random(seed).shuffle(order)
+    parts = [order[i::folds] for i in range(folds)]
+    held_rows: list[LabelledRow] = []
+    predicted = []
+    for k in range(folds):
+        held = set(parts[k])
+        clf = Classifier(train([rows[i] for i in order if i not in held], base))
+        for i in parts[k]:
+            held_rows.append(rows[i])
+            predicted.append(clf.classify(rows[i].text))
+    return score_predictions(
+        [r.label for r in held_rows],
+        [p.label for p in predicted],
+        [r.urgent for r in held_rows],
+        [p.urgent for p in predicted],
+    )
+
+
+def generalisation(clf: Classifier, data: Path, folds: int, seeds: list[int], held_out: list[Path]) -> None:
+    files = {
+        "community_dev": data / "community_dev.csv",
+        "community_dev2": OWN_DATA / "community_dev2.csv",
+        "community_more": data / "community_more.csv",
+    }
+    rows = {name: read_labelled_csv(path) for name, path in files.items() if path.is_file()}
+    for name, found in rows.items():
+        _scores(
+            f"{name}_hand_rules",
+            evaluate(clf, found),
+            "the default rules, which were written looking at this file",
+        )
+    for path in held_out:
+        if "label" in csv_columns(path):
+            _scores(
+                f"held_out_{path.stem}",
+                evaluate(clf, read_labelled_csv(path)),
+                "default rules, not tuned on it",
+            )
+    if "community_dev" in rows and "community_dev2" in rows:
+        dev, dev2 = rows["community_dev"], rows["community_dev2"]
+        _scores(
+            "cross_file_dev_to_dev2", cross_file(dev, dev2, clf), "tuned on community_dev, tested on dev2"
+        )
+        _scores(
+            "cross_file_dev2_to_dev", cross_file(dev2, dev, clf), "tuned on community_dev2, tested on dev"
+        )
+        union = dev + dev2
+        reports = [k_fold(union, clf, folds, seed) for seed in seeds]
+        for seed, report in zip(seeds, reports, strict=True):
+            _scores(f"kfold{folds}_union_seed{seed}", report, "dev ∪ dev2, each part held out")
+        accuracy = _spread([r.accuracy for r in reports])
+        macro = _spread([r.macro_f1 for r in reports])
+        recall = _spread([r.urgent_recall or 0.0 for r in reports])
+        print(
+            f"kfold{folds}_union: accuracy={accuracy} macro_f1={macro} urgency_recall={recall} n={len(union)}"
+        )
+
+
+def gate_figures(clf: Classifier, data: Path, held_out: list[Path]) -> None:
+    gate = Gate.load(classifier=clf)
+    files = [OWN_DATA / "chat_dev.csv", data / "chat_more.csv"]
+    files += [path for path in held_out if "kind" in csv_columns(path)]
+    for path in files:
+        if not path.is_file():
+            print(f"gate_{path.stem}: skipped ({path} not found)")
+            continue
+        report = evaluate_gate(gate, read_gate_csv(path))
+        (_, fn), (fp, _) = report.confusion
+        print(
+            f"gate_{path.stem}: gate_accuracy={report.accuracy:.4f} report_recall={report.report_recall:.4f} "
+            f"n={report.n}   (report→chat {fn}, chat→report {fp})"
+        )
+    messages = [line.split(",", 1)[0] for line in SHORT_MESSAGES] * 2000
+    started = time.perf_counter()
+    for text in messages:
+        gate.check(text)
+    elapsed = time.perf_counter() - started
+    print(f"gate_throughput_msgs_per_s: {len(messages) / elapsed:.0f}")
+
+
 def _spread(values: list[float]) -> str:
     mean = sum(values) / len(values)
     return f"{mean:.4f} ± {(max(values) - min(values)) / 2:.4f}"
@@ -99,7 +215,9 @@ def main() -> None:
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--seeds", default="0,1,2", help="shuffle seeds for cross-validation")
     parser.add_argument("--skip-cv", action="store_true")
+    parser.add_argument("--held-out", type=Path, nargs="*", default=[], help="more CSVs to score")
     args = parser.parse_args()
+    seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
 
     with tempfile.TemporaryDirectory() as cache:
         cold = startup_seconds(cache)
@@ -123,22 +241,15 @@ def main() -> None:
     print(f"throughput_msgs_per_s: {n / elapsed:.0f}   (short messages, one core, {n} classifications)")
     print(f"latency_us_per_msg: {elapsed / n * 1e6:.0f}")
 
-    community = args.data / "community_dev.csv"
-    if community.is_file():
-        report = evaluate(clf, read_labelled_csv(community))
-        print(f"community_dev_accuracy: {report.accuracy:.4f}   (default rules, n={report.n})")
-        print(f"community_dev_macro_f1: {report.macro_f1:.4f}")
-        print(f"community_dev_urgency_recall: {report.urgent_recall:.4f}")
-        print(f"community_dev_urgency_precision: {report.urgent_precision:.4f}")
-    else:
-        print(f"community_dev: skipped ({community} not found)")
+    generalisation(clf, args.data, args.folds, seeds, args.held_out)
+    gate_figures(clf, args.data, args.held_out)
+    print(f"rss_mb_after_all: {rss_mb():.0f}")
 
     teddy = args.data / "teddy2020_dev.csv"
     if args.skip_cv:
         print("teddy2020_cv: skipped (--skip-cv)")
     elif teddy.is_file():
         rows = read_labelled_csv(teddy)
-        seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
         f1s, accs, times = [], [], []
         for seed in seeds:
             macro_f1, accuracy, per_fold = cross_validate(rows, args.folds, seed)

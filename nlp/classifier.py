@@ -32,9 +32,10 @@ from pathlib import Path
 from typing import Any
 
 from nlp import segment as _segment
-from nlp.matcher import KeywordMatcher
+from nlp.combos import ComboSet
+from nlp.matcher import KeywordMatcher, on_boundaries
 from nlp.normalize import normalize
-from nlp.urgency import COMMON_KEYS, UrgencyDetector, combo_words, normalised_section
+from nlp.urgency import COMMON_KEYS, Urgency, UrgencyDetector, normalised_section
 from nlp.vocabulary import Vocabulary
 
 __all__ = [
@@ -281,13 +282,26 @@ def keyword_hits(
     left out. Keywords inside a mask word never count.
     Classification and training both use this."""
     norm = vocabulary.read(text)
-    found = matcher.find(norm, _segment.segment(norm))
+    found = matcher.find(norm, _segment.segment)
+    return norm, _hits(found, norm, text, lead_weight, urgency, vocabulary, longest_only)
+
+
+def _hits(
+    found: list[tuple[str, int]],
+    norm: str,
+    text: str,
+    lead_weight: float,
+    urgency: UrgencyDetector | None,
+    vocabulary: Vocabulary,
+    longest_only: bool,
+) -> dict[str, float]:
+    """The voting keywords of `found` (boundary-checked matches in `norm`, the read form of `text`)."""
     if vocabulary.mask:
         found = unmasked(found, vocabulary.mask)
     if longest_only:
         found = outermost(found)
     if not found:
-        return norm, {}
+        return {}
     denied: set[str] = set()
     if urgency is not None:
         cues = [(kw, start) for kw, start in found if urgency.is_cue(kw)]
@@ -302,7 +316,7 @@ def keyword_hits(
         factor = boosted if start + len(kw) <= lead else 1.0
         if hits.get(kw, 0.0) < factor:
             hits[kw] = factor
-    return norm, hits
+    return hits
 
 
 def unmasked(found: Sequence[tuple[str, int]], mask: frozenset[str]) -> list[tuple[str, int]]:
@@ -375,10 +389,14 @@ class Classifier:
                     votes.setdefault(norm, []).append((index[name], weight))
                     self._weights[index[name]][norm] = weight
         self._votes = {word: tuple(v) for word, v in votes.items()}
-        self._combos = [(index[name], combo) for name, rule in self._rules.items() for combo in rule.combos]
-        combo_words = {w for _, combo in self._combos for group in combo.groups for w in group}
-        self._matcher = KeywordMatcher(set(self._votes) | self.vocabulary.mask)
-        self._combo_matcher = KeywordMatcher(combo_words | self.vocabulary.mask)
+        self._combos = ComboSet(
+            [
+                (combo.groups, combo.within, (index[name], combo.weight))
+                for name, rule in self._rules.items()
+                for combo in rule.combos
+            ]
+        )
+        self._matcher = KeywordMatcher(set(self._votes) | self.vocabulary.mask | self._combos.words)
         urgent = rules.get("urgent", {})
         self._urgency = UrgencyDetector.from_section(normalised_section(urgent))
         self._urgent_label: int | None = index.get(urgent.get("label", ""))
@@ -423,7 +441,12 @@ class Classifier:
 
     def matched_keywords(self, text: str) -> list[str]:
         """Distinct rule keywords found in already-normalised `text` (used by training)."""
-        found = unmasked(self._matcher.find(text, _segment.segment(text)), self.vocabulary.mask)
+        found = [
+            m
+            for m in self._matcher.find(text, _segment.segment)
+            if m[0] in self._votes or m[0] in self.vocabulary.mask
+        ]
+        found = unmasked(found, self.vocabulary.mask)
         if self._longest_only:
             found = outermost(found)
         return list(dict.fromkeys(kw for kw, _ in found))
@@ -433,39 +456,31 @@ class Classifier:
         scores, voters, urgency = self._score(text)
         return scores, voters, urgency.cues
 
-    def _score(self, text: str) -> tuple[list[float], dict[int, list[str]], Any]:
-        norm, hits = keyword_hits(
-            self._matcher,
-            text,
-            lead_weight=self._lead_weight,
-            urgency=self._urgency,
-            vocabulary=self.vocabulary,
-            longest_only=self._longest_only,
+    def _score(self, text: str) -> tuple[list[float], dict[int, list[str]], Urgency]:
+        norm = self.vocabulary.read(text)
+        found = self._matcher.find(norm)  # keywords, mask words and combo words in one scan
+        votes, mask, combo_words = self._votes, self.vocabulary.mask, self._combos.words
+        keywords = on_boundaries([m for m in found if m[0] in votes or m[0] in mask], norm, _segment.segment)
+        hits = _hits(
+            keywords, norm, text, self._lead_weight, self._urgency, self.vocabulary, self._longest_only
         )
         scores = list(self._bias)
         voters: dict[int, list[str]] = {}
         for word, factor in hits.items():
-            for idx, weight in self._votes[word]:
+            for idx, weight in votes[word]:
                 scores[idx] += weight * factor
                 voters.setdefault(idx, []).append(word)
         if self._combos:
-            positions = self._positions(norm)
-            for idx, combo in self._combos:
-                words = combo_words(combo.groups, combo.within, positions)
-                if words:
-                    scores[idx] += combo.weight
-                    voters.setdefault(idx, []).append("+".join(words))
+            positions: dict[str, list[int]] = {}
+            for word, start in unmasked([m for m in found if m[0] in combo_words or m[0] in mask], mask):
+                positions.setdefault(word, []).append(start)
+            for (idx, weight), _, words in self._combos.matches(positions):
+                scores[idx] += weight
+                voters.setdefault(idx, []).append("+".join(words))
         urgency = self._urgency.assess(norm)
         if urgency and self._urgent_label is not None and self._urgent_boost:
             scores[self._urgent_label] += self._urgent_boost
         return scores, voters, urgency
-
-    def _positions(self, norm: str) -> dict[str, list[int]]:
-        """Where each combo word occurs in `norm` (as a plain substring), except inside a mask word."""
-        positions: dict[str, list[int]] = {}
-        for word, start in unmasked(self._combo_matcher.find(norm), self.vocabulary.mask):
-            positions.setdefault(word, []).append(start)
-        return positions
 
     def classify(self, text: str) -> Classification:
         """Classify one message (any form: it is normalised here)."""

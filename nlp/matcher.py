@@ -13,9 +13,9 @@ cost grows with the text length and the number of distinct keyword lengths, not 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
-__all__ = ["SPECIFIC", "KeywordMatcher"]
+__all__ = ["SPECIFIC", "KeywordMatcher", "on_boundaries"]
 
 SPECIFIC = 3
 
@@ -39,11 +39,14 @@ class KeywordMatcher:
     def __contains__(self, keyword: object) -> bool:
         return keyword in self._keywords
 
-    def find(self, text: str, tokens: Sequence[str] | None = None) -> list[tuple[str, int]]:
+    def find(
+        self, text: str, tokens: Sequence[str] | Callable[[str], Sequence[str]] | None = None
+    ) -> list[tuple[str, int]]:
         """All (keyword, start) occurrences in `text`, in order of position.
 
-        With `tokens` (a segmentation of exactly `text`), occurrences that straddle a token boundary
-        with a ragged edge are dropped (see the module docstring).
+        With `tokens` (a segmentation of exactly `text`, or a function that segments it — called only
+        when some match needs it), occurrences that straddle a token boundary with a ragged edge are
+        dropped (see the module docstring).
         """
         index = self._index
         keywords = self._keywords
@@ -57,25 +60,36 @@ class KeywordMatcher:
                 end = i + length
                 if end <= n and text[i:end] in keywords:
                     found.append((text[i:end], i))
-        if not found or tokens is None:
+        if tokens is None:
             return found
-        owner = _token_owner(tokens, n)
-        if owner is None:
-            return found
-        valid = []
-        for kw, start in found:
-            end = start + len(kw)
-            first = owner[start]
-            last = owner[end - 1]
-            # Long enough to be specific, wholly inside one token, or starting at a token start and
-            # ending at a token end.
-            if (
-                len(kw) >= SPECIFIC
-                or first == last
-                or ((start == 0 or owner[start - 1] != first) and (end == n or owner[end] != last))
-            ):
-                valid.append((kw, start))
-        return valid
+        return on_boundaries(found, text, tokens)
+
+
+def on_boundaries(
+    found: list[tuple[str, int]], text: str, tokens: Sequence[str] | Callable[[str], Sequence[str]]
+) -> list[tuple[str, int]]:
+    """The matches of `found` that do not straddle a token boundary with a ragged edge. Only a match of
+    two to SPECIFIC - 1 characters can: one character lies in one token, a long one counts anyway."""
+    if not any(1 < len(kw) < SPECIFIC for kw, _ in found):
+        return found
+    owner = _token_owner(tokens(text) if callable(tokens) else tokens, len(text))
+    if owner is None:
+        return found
+    n = len(text)
+    valid = []
+    for kw, start in found:
+        end = start + len(kw)
+        first = owner[start]
+        last = owner[end - 1]
+        # Long enough to be specific, wholly inside one token, or starting at a token start and
+        # ending at a token end.
+        if (
+            len(kw) >= SPECIFIC
+            or first == last
+            or ((start == 0 or owner[start - 1] != first) and (end == n or owner[end] != last))
+        ):
+            valid.append((kw, start))
+    return valid
 
 
 def _token_owner(tokens: Sequence[str], n: int) -> list[int] | None:

@@ -29,6 +29,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
+from nlp.combos import ComboSet
 from nlp.matcher import KeywordMatcher
 from nlp.normalize import normalize
 from nlp.vocabulary import Vocabulary
@@ -38,7 +39,6 @@ __all__ = [
     "Combo",
     "Urgency",
     "UrgencyDetector",
-    "combo_words",
     "default_detector",
     "detect_urgency",
     "urgent_kinds",
@@ -89,7 +89,8 @@ class UrgencyDetector:
     _strict: KeywordMatcher = field(init=False, repr=False, compare=False)
     _ignore: KeywordMatcher = field(init=False, repr=False, compare=False)
     _hyp: KeywordMatcher = field(init=False, repr=False, compare=False)
-    _combo_words: KeywordMatcher = field(init=False, repr=False, compare=False)
+    _everything: KeywordMatcher = field(init=False, repr=False, compare=False)
+    _combo_set: ComboSet[str] = field(init=False, repr=False, compare=False)
     _max_filler: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -98,8 +99,10 @@ class UrgencyDetector:
         object.__setattr__(self, "_strict", KeywordMatcher(self.negations))
         object.__setattr__(self, "_ignore", KeywordMatcher(self.ignore))
         object.__setattr__(self, "_hyp", KeywordMatcher(self.hypotheticals))
-        words = {word for combo in self.combos for group in combo.groups for word in group}
-        object.__setattr__(self, "_combo_words", KeywordMatcher(words))
+        combos = ComboSet([(combo.groups, combo.within, combo.kind) for combo in self.combos])
+        object.__setattr__(self, "_combo_set", combos)
+        everything = {*self.keywords, *self.negations, *self.hypotheticals, *self.ignore, *combos.words}
+        object.__setattr__(self, "_everything", KeywordMatcher(everything))
         object.__setattr__(self, "_max_filler", max((len(f) for f in self.fillers), default=0))
 
     @classmethod
@@ -142,7 +145,7 @@ class UrgencyDetector:
         occurrence (``没有着火``) — hypotheticals (``担心会着火``) do not deny anything."""
         if not hits:
             return set()
-        ends = _ends(self._strict, text)
+        ends = _ends(self._strict.find(text), text)
         if not ends:
             return set()
         negated: dict[str, bool] = {}
@@ -156,15 +159,17 @@ class UrgencyDetector:
 
     def assess(self, text: str) -> Urgency:
         """The urgent cues and kinds in already-normalised `text`."""
-        hits = self._cues.find(text)
-        combo_hits = self._combo_words.find(text) if self.combos else []
+        found_all = self._everything.find(text)  # cues, combo words, negations, ignores: one scan
+        hits = [m for m in found_all if m[0] in self._cues]
+        combo_hits = [m for m in found_all if m[0] in self._combo_set.words]
         if not hits and not combo_hits:
             return Urgency()
         covered: set[int] = set()
-        for phrase, start in self._ignore.find(text):
-            covered.update(range(start, start + len(phrase)))
-        negation_ends = _ends(self._neg, text)
-        feared = self._feared_clauses(text)
+        for phrase, start in found_all:
+            if phrase in self._ignore:
+                covered.update(range(start, start + len(phrase)))
+        negation_ends = _ends([m for m in found_all if m[0] in self._neg], text)
+        feared = self._feared_clauses(text, [m for m in found_all if m[0] in self._hyp])
 
         def live(word: str, start: int) -> bool:
             if covered and (start in covered or start + len(word) - 1 in covered):
@@ -184,21 +189,20 @@ class UrgencyDetector:
             for word, start in combo_hits:
                 if live(word, start):
                     positions.setdefault(word, []).append(start)
-            for combo in self.combos:
-                start, words = _combo_match(combo.groups, combo.within, positions)
+            for kind, start, words in self._combo_set.matches(positions):
                 name = "+".join(words)
-                if start is not None and name not in seen:
+                if name not in seen:
                     seen.add(name)
-                    found.append((start, name, combo.kind))
+                    found.append((start, name, kind))
         found.sort(key=lambda item: item[0])
         kinds = tuple(dict.fromkeys(kind for _, _, kind in found))
         return Urgency(tuple(cue for _, cue, _ in found), kinds)
 
-    def _feared_clauses(self, text: str) -> list[tuple[int, int]]:
+    def _feared_clauses(self, text: str, hypotheticals: list[tuple[str, int]]) -> list[tuple[int, int]]:
         """(start, end) from each hypothetical word (担心, 万一, 以前 …) to the end of its clause: a cue
         anywhere after it in the clause is feared or past, not happening now."""
         spans = []
-        for word, start in self._hyp.find(text):
+        for word, start in hypotheticals:
             end = _CLAUSE_END.search(text, start + len(word))
             spans.append((start, end.start() if end else len(text)))
         return spans
@@ -215,54 +219,11 @@ class UrgencyDetector:
         return False
 
 
-def _ends(matcher: KeywordMatcher, text: str) -> dict[int, list[int]]:
+def _ends(found: list[tuple[str, int]], text: str) -> dict[int, list[int]]:
     ends: dict[int, list[int]] = {}
-    for word, start in matcher.find(text):
+    for word, start in found:
         ends.setdefault(start + len(word), []).append(start)
     return ends
-
-
-def combo_words(
-    groups: Sequence[Sequence[str]], within: int, positions: Mapping[str, list[int]]
-) -> tuple[str, ...]:
-    """The words, one per group, that occur within `within` characters of each other — the earliest
-    such set — or () when the groups do not all occur that close together."""
-    return _combo_match(groups, within, positions)[1]
-
-
-def _combo_match(
-    groups: Sequence[Sequence[str]], within: int, positions: Mapping[str, list[int]]
-) -> tuple[int | None, tuple[str, ...]]:
-    """The earliest start and the words of a set of occurrences, one per group, that lie within
-    `within` characters of each other and do not overlap (停车场 alone is not 车 + 停)."""
-    per_group = [
-        sorted(
-            ((p, word) for word in group for p in positions.get(word, ())), key=lambda o: (o[0], -len(o[1]))
-        )
-        for group in groups
-    ]
-    if not all(per_group):
-        return None, ()
-    for anchor, first_word in per_group[0]:
-        chosen = [(anchor, first_word)]
-        for occurrences in per_group[1:]:
-            near = [
-                (p, w)
-                for p, w in occurrences
-                if abs(p - anchor) <= within and not any(_overlap(p, w, q, v) for q, v in chosen)
-            ]
-            if not near:
-                break
-            chosen.append(min(near, key=lambda item: abs(item[0] - anchor)))
-        else:
-            starts = [p for p, _ in chosen]
-            if max(starts) - min(starts) <= within:
-                return min(starts), tuple(w for _, w in chosen)
-    return None, ()
-
-
-def _overlap(start: int, word: str, other_start: int, other: str) -> bool:
-    return start < other_start + len(other) and other_start < start + len(word)
 
 
 def _load_default_rules() -> dict[str, Any]:
