@@ -175,7 +175,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
 def _state(given: StateStore | None) -> Callable[[web.Application], AsyncIterator[None]]:
     async def context(app: web.Application) -> AsyncIterator[None]:
         storage = app[keys.SETTINGS].storage
-        store = given or open_state(storage.redis_url, prefix=storage.redis_prefix)
+        store = given if given is not None else open_state(storage.redis_url, prefix=storage.redis_prefix)
         app[keys.STATE] = store
         yield
         if given is None:

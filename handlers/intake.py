@@ -89,7 +89,13 @@ async def _report(
         return await _urgent_unplaced(ctx, text, result, resident, media)
     where = given or _bound(ctx, resident, text)
     if where is None:
-        question = {"ask": Ask.PLACE, "text": text, "media": media, "category": category}
+        question = {
+            "ask": Ask.PLACE,
+            "text": text,
+            "media": media,
+            "category": category,
+            "inbound": ctx.inbound_id,
+        }
         await ctx.state.set_pending(ctx.pending_key, question, WAIT)
         return texts.ASK_PLACE
     if pending:
@@ -115,21 +121,23 @@ async def _chat(ctx: Context, verdict: Verdict, text: str) -> str:
             return texts.PLACE_UNKNOWN_ONLY
         forgotten = await _forgotten_question(ctx)
         if forgotten is not None:  # the answer to “在哪？” after a restart lost the question
-            return await _placed(ctx, {"ask": Ask.PLACE, "text": forgotten}, where, text)
+            return await _placed(ctx, forgotten, where, text)
         await ctx.state.set_pending(ctx.pending_key, {"place": where.to_dict(), "said": text}, WAIT)
         return texts.PLACE_ONLY
     return texts.CHAT_REPLIES.get(verdict.kind, texts.GREETING)
 
 
-async def _forgotten_question(ctx: Context) -> str | None:
-    """The report of the resident's last message, when the bot asked it where and opened nothing:
-    in-process state does not survive a restart, the stored messages do."""
+async def _forgotten_question(ctx: Context) -> dict[str, Any] | None:
+    """The place question of the resident's last message, when the bot asked it where and nothing has
+    answered it: in-process state does not survive a restart, the stored messages do."""
     since = ctx.now - timedelta(seconds=WAIT)
     last = await last_words_before(ctx.session, ctx.msg.channel, ctx.speaker.openid, ctx.inbound_id, since)
     if last is None:
         return None
-    words, reply, order_id = last
-    return words if reply == texts.ASK_PLACE and order_id is None and words else None
+    inbound_id, words, reply, order_id = last
+    if reply != texts.ASK_PLACE or order_id is not None or not words:
+        return None
+    return {"ask": Ask.PLACE, "text": words, "inbound": inbound_id}
 
 
 async def _menu_choice(ctx: Context, digit: str) -> str:
@@ -234,7 +242,10 @@ async def _placed(ctx: Context, pending: dict[str, Any], where: Where, answer: s
             return placed
     words = f"{original}（地点：{answer}）" if original else answer
     category = pending.get("category") or None
-    return await open_order(ctx, words, where, category=category, media=list(pending.get("media") or []))
+    reply = await open_order(ctx, words, where, category=category, media=list(pending.get("media") or []))
+    if pending.get("inbound") and ctx.order_id is not None:  # the report that waited belongs to it
+        await attach_inbound(ctx.session, [int(pending["inbound"])], ctx.order_id)
+    return reply
 
 
 async def _still_unplaced(ctx: Context, pending: dict[str, Any], text: str) -> str:

@@ -171,12 +171,13 @@ async def bind_resident(
 
 async def last_words_before(
     session: AsyncSession, channel: str, sender: str, before_id: int, since: datetime
-) -> tuple[str, str | None, int | None] | None:
-    """The text, reply and order of the last text-like message this person sent before `before_id`,
-    since `since` — how a question the bot forgot (in-process state after a restart) is found again."""
+) -> tuple[int, str, str | None, int | None] | None:
+    """The id, text, reply and order of the last text-like message this person sent before
+    `before_id`, since `since` — how a question the bot forgot (in-process state after a restart) is
+    found again."""
     row = (
         await session.execute(
-            select(InboundMessage.text, InboundMessage.reply, InboundMessage.order_id)
+            select(InboundMessage.id, InboundMessage.text, InboundMessage.reply, InboundMessage.order_id)
             .where(
                 InboundMessage.channel == channel,
                 InboundMessage.sender == sender,
@@ -188,4 +189,4 @@ async def last_words_before(
             .limit(1)
         )
     ).one_or_none()
-    return (row.text, row.reply, row.order_id) if row is not None else None
+    return (row.id, row.text, row.reply, row.order_id) if row is not None else None

@@ -14,17 +14,23 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import contextlib
 import json
 import math
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.exceptions import LockError
 
-__all__ = ["MemoryState", "RedisState", "StateStore", "open_state"]
+__all__ = ["LockBusy", "MemoryState", "RedisState", "StateStore", "open_state"]
+
+
+class LockBusy(TimeoutError):
+    """Someone else held the lock longer than the caller would wait."""
 
 
 def _check_ttl(ttl: float, name: str = "ttl") -> None:
@@ -105,6 +111,14 @@ class StateStore(abc.ABC):
         """Drop `app`'s cached token (after 40001 / 42001 it is stale)."""
 
     @abc.abstractmethod
+    def hold(
+        self, key: str, *, ttl: float = 30.0, wait: float = 10.0
+    ) -> contextlib.AbstractAsyncContextManager[None]:
+        """Hold the lock `key` for the block: callers with the same key run one after the other, across
+        processes with Redis. Waits up to `wait` seconds (then `LockBusy`); a holder that dies frees it
+        after `ttl`. Nothing of the lock remains once it is released."""
+
+    @abc.abstractmethod
     async def ping(self) -> bool:
         """Health check: True if the store answers. Never raises."""
 
@@ -128,6 +142,36 @@ class MemoryState(StateStore):
         self._next_purge = self._purge_every
         # namespaced key -> (deadline, value); rate entries hold a deque of hit times
         self._data: dict[str, tuple[float, Any]] = {}
+        # held locks: key -> (lock, how many hold or wait for it); an entry goes when the last one leaves
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    @property
+    def locks_held(self) -> int:
+        """Keys with a holder or a waiter (0 when nobody is handling anything)."""
+        return len(self._locks)
+
+    @contextlib.asynccontextmanager
+    async def hold(self, key: str, *, ttl: float = 30.0, wait: float = 10.0) -> AsyncIterator[None]:
+        lock, users = self._locks.get(key, (None, 0))
+        if lock is None:
+            lock = asyncio.Lock()
+        self._locks[key] = (lock, users + 1)
+        try:
+            try:
+                async with asyncio.timeout(wait):
+                    await lock.acquire()
+            except TimeoutError:
+                raise LockBusy(key) from None
+            try:
+                yield
+            finally:
+                lock.release()
+        finally:
+            held, users = self._locks[key]
+            if users <= 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (held, users - 1)
 
     def __len__(self) -> int:
         """Entries held, including expired ones not yet purged."""
@@ -328,6 +372,18 @@ class RedisState(StateStore):
 
     def _key(self, kind: str, name: str) -> str:
         return f"{self.prefix}{kind}:{name}"
+
+    @contextlib.asynccontextmanager
+    async def hold(self, key: str, *, ttl: float = 30.0, wait: float = 10.0) -> AsyncIterator[None]:
+        # redis-py's lock: SET NX PX with a token of its own, released by a script that checks the token.
+        lock = self.client.lock(self._key("lock", key), timeout=ttl, sleep=0.01, blocking_timeout=wait)
+        if not await lock.acquire():
+            raise LockBusy(key)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(LockError):  # it expired meanwhile: nothing left to release
+                await lock.release()
 
     async def add_once(self, key: str, ttl: float) -> bool:
         _check_ttl(ttl)

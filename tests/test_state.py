@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 import redis.asyncio as aioredis
 
-from storage.state import MemoryState, RedisState, StateStore, open_state
+from storage.state import LockBusy, MemoryState, RedisState, StateStore, open_state
 
 Advance = Callable[[float], Awaitable[None]]
 
@@ -222,6 +222,49 @@ class TestStateStore:
         assert await store.allow("x", 1, 10) is True
         assert await store.get_token("x") == "T"
         assert await store.get_pending("x") == {"a": 1}
+
+    async def test_hold_runs_one_holder_of_a_key_at_a_time(self, store: StateStore) -> None:
+        inside: list[str] = []
+        overlaps = 0
+
+        async def work(name: str, key: str) -> None:
+            nonlocal overlaps
+            async with store.hold(key):
+                overlaps += any(k == key for k in inside)
+                inside.append(key)
+                await asyncio.sleep(0.02)
+                inside.remove(key)
+
+        await asyncio.gather(*(work(f"w{i}", "person:a") for i in range(5)), work("other", "person:b"))
+        assert overlaps == 0 and inside == []
+
+    async def test_hold_lets_different_keys_run_together(self, store: StateStore) -> None:
+        started = time.monotonic()
+
+        async def work(key: str) -> None:
+            async with store.hold(key):
+                await asyncio.sleep(0.1)
+
+        await asyncio.gather(*(work(f"person:{i}") for i in range(5)))
+        assert time.monotonic() - started < 0.4  # not five times 0.1 s
+
+    async def test_hold_gives_up_after_its_wait(self, store: StateStore) -> None:
+        async with store.hold("person:slow"):
+            with pytest.raises(LockBusy):
+                async with store.hold("person:slow", wait=0.05):
+                    pass
+        async with store.hold("person:slow", wait=0.05):  # free again once released
+            pass
+
+    async def test_hold_leaves_nothing_behind(self, store: StateStore) -> None:
+        for i in range(200):
+            async with store.hold(f"person:{i}"):
+                pass
+        if isinstance(store, MemoryState):
+            assert store.locks_held == 0 and len(store) == 0
+        else:
+            assert isinstance(store, RedisState)
+            assert [k async for k in store.client.scan_iter(match=f"{store.prefix}lock:*")] == []
 
     async def test_ping(self, store: StateStore) -> None:
         assert await store.ping() is True

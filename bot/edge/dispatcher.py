@@ -169,7 +169,15 @@ class Dispatcher:
         self.on_queued = on_queued
 
     async def feed(self, msg: Incoming, inbound_id: int) -> str | None:
-        """Handle the stored message once; a copy handled meanwhile answers with the stored reply."""
+        """Handle the stored message once; a copy handled meanwhile answers with the stored reply.
+
+        One person's messages are handled one after the other (the per-person lock of the state store,
+        across processes with Redis): a pending question, a rating or a place answer is read and
+        settled by one message at a time. The lock is gone once released, so it costs no memory."""
+        async with self.state.hold(f"person:{msg.channel}:{msg.sender}"):
+            return await self._feed(msg, inbound_id)
+
+    async def _feed(self, msg: Incoming, inbound_id: int) -> str | None:
         now = datetime.fromtimestamp(self.clock(), UTC)
         async with self.sessions() as session, session.begin():
             # Under the row's lock (PostgreSQL; SQLite's one connection serialises): a copy may be done already.
