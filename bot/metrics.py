@@ -12,6 +12,7 @@ _HELP = {
     "gridbot_messages_handled_total": "Inbound messages handled, by kind.",
     "gridbot_request_seconds": "Time to answer a WeChat push.",
     "gridbot_outbox_total": "Outbox send attempts by result.",
+    "gridbot_timer_lag_seconds": "How late the timer steps of the last pass that took any were (the most).",
 }
 
 
@@ -25,6 +26,7 @@ def _labels(labels: dict[str, str]) -> str:
 class Metrics:
     def __init__(self) -> None:
         self._counters: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+        self._gauges: dict[str, float] = {}
         self._buckets = [0] * len(_BUCKETS)
         self._sum = 0.0
         self._count = 0
@@ -34,6 +36,9 @@ class Metrics:
 
     def value(self, name: str, **labels: str) -> float:
         return self._counters.get(name, {}).get(_labels(labels), 0.0)
+
+    def gauge(self, name: str, value: float) -> None:
+        self._gauges[name] = value
 
     def observe(self, seconds: float) -> None:
         self._sum += seconds
@@ -47,6 +52,9 @@ class Metrics:
         for name in sorted(self._counters):
             lines += [f"# HELP {name} {_HELP.get(name, name)}", f"# TYPE {name} counter"]
             lines += [f"{name}{labels} {value:g}" for labels, value in sorted(self._counters[name].items())]
+        for name in sorted(self._gauges):
+            lines += [f"# HELP {name} {_HELP.get(name, name)}", f"# TYPE {name} gauge"]
+            lines.append(f"{name} {self._gauges[name]:g}")
         name = "gridbot_request_seconds"
         lines += [f"# HELP {name} {_HELP[name]}", f"# TYPE {name} histogram"]
         lines += [

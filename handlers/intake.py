@@ -18,7 +18,7 @@ from handlers.dispatch import announce, choose
 from handlers.duplicates import find_duplicate, follow
 from handlers.questions import WAIT, Ask
 from handlers.resident import bind_grid, bind_to, my_orders, rate, rating_of
-from handlers.workflow import describe_duration, next_state
+from handlers.workflow import OPEN_STATES, apply, create, describe_duration
 from nlp.classifier import Classification
 from storage.models import WorkOrder
 from storage.orders import attach_loose_images, insert_order, recent_open_order, set_media
@@ -113,7 +113,7 @@ async def location(ctx: Context) -> str:
 async def photo(ctx: Context) -> str:
     """A photo: added to the order the resident just opened, or kept for the report that follows."""
     await touch_resident(ctx.session, ctx.speaker.openid, ctx.now)
-    order = await recent_open_order(ctx.session, ctx.speaker.openid, ctx.now - PHOTO_WINDOW)
+    order = await recent_open_order(ctx.session, ctx.speaker.openid, ctx.now - PHOTO_WINDOW, OPEN_STATES)
     if order is None:
         return texts.IMAGE_RECEIVED
     order.media = [*order.media, _media(ctx.msg.media_id, ctx.msg.pic_url)]
@@ -210,38 +210,34 @@ async def open_order(ctx: Context, text: str, where: Where, *, category: str | N
         place_id=where.place_id,
         place_detail=where.detail or None,
         unit_id=where.grid,
-        state="new",
         media=[],
         lat=where.location[0] if where.location else None,
         lng=where.location[1] if where.location else None,
         department_id=assignment.department_id,
-        assignee_openid=assignment.assignee.openid if assignment.assignee else None,
-        created_at=ctx.now,
-        escalation_level=0,
-        timer_step=0,
     )
+    # The opening steps (state, first deadline, assignee) are the policy's, decided before the row is
+    # written, so it is written once.
     limits = ctx.services.limits
-    order.accept_due = limits.accept_due(order, ctx.now)
-    events = [
-        {"kind": "create", "actor": ctx.speaker.openid, "text": text, "from_state": None, "to_state": "new"}
-    ]
+    events = [create(order, actor=ctx.speaker.openid, text=text, at=ctx.now, limits=limits)]
     if assignment.assignee is not None:
-        # The opening steps are decided before the row is written, so it is written once.
-        order.state = next_state("new", "assign")
+        to = assignment.assignee.openid
         events.append(
-            {
-                "kind": "assign",
-                "actor": "system",
-                "text": assignment.summary,
-                "from_state": "new",
-                "to_state": order.state,
-            }
+            apply(
+                order,
+                "assign",
+                actor="system",
+                text=assignment.summary,
+                at=ctx.now,
+                limits=limits,
+                assignee=to,
+            )
         )
+    ctx.timers_from(order)
     # Written with plain statements (this runs for every report); `order` stays a detached value.
     columns = {
         column.key: getattr(order, column.key) for column in WorkOrder.__table__.columns if column.key != "id"
     }
-    order.id = await insert_order(ctx.session, columns, [{**event, "at": ctx.now} for event in events])
+    order.id = await insert_order(ctx.session, columns, events)
     ctx.order_id = order.id
     photos: list[dict[str, Any]] = []
     if ctx.loose_images:
