@@ -12,8 +12,11 @@ from handlers.staff import hand_over, load_order, step
 from handlers.views import local_time, order_line, short
 from handlers.workflow import (
     ADMIN_LEVELS,
+    FINAL_STATES,
     OPEN_DEADLINES,
     OPEN_STATES,
+    PHASE_STATES,
+    RATING_STATES,
     admin_rank,
     community_admins,
     deadline_of,
@@ -24,10 +27,10 @@ from storage.outbox import undeliverable
 LIST_STATES: dict[str, tuple[str, ...] | None] = {
     "待派单": ("new",),
     "待接单": ("assigned",),
-    "处理中": ("accepted", "reopened"),
+    "处理中": PHASE_STATES["resolve"],
     "已退回": ("returned",),
-    "待评价": ("resolved",),
-    "已关闭": ("closed", "cancelled"),
+    "待评价": tuple(sorted(RATING_STATES)),
+    "已关闭": tuple(sorted(FINAL_STATES)),
     "全部": None,
 }
 DEFAULT_LIST = tuple(sorted(OPEN_STATES))

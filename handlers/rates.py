@@ -16,7 +16,16 @@ from dataclasses import dataclass, fields, replace
 from datetime import date, datetime, timedelta, timezone, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from handlers.workflow import ACTIONS, OPEN_STATES, RATING_STATES, RATINGS, STATE_TABLE, TRANSITIONS
+from handlers.workflow import (
+    ACTIONS,
+    CANCELLED,
+    OPEN_STATES,
+    RATING_STATES,
+    RATINGS,
+    RESOLVED_STATES,
+    STATE_TABLE,
+    TRANSITIONS,
+)
 from storage.stats import EventRow, OrderRow
 
 try:
@@ -285,11 +294,11 @@ def order_facts(order: OrderRow, start: datetime, cutoff: datetime, end: datetim
     # still be reopened by the resident until then); an order nobody accepted by the cut-off was due when
     # its acceptance was (it cannot be resolved without being accepted).
     resolve_by = order.resolve_due if first_accept is not None and order.resolve_due else accept_due
-    if resolve_by is not None and start <= resolve_by < end and state not in (None, "cancelled"):
+    if resolve_by is not None and start <= resolve_by < end and state not in (None, CANCELLED):
         if resolve_by < cutoff:
             facts.due = 1
             reopened = any(e.kind == "reopen" for e in events)
-            facts.resolved = int(state in ("resolved", "closed") and not reopened)
+            facts.resolved = int(state in RESOLVED_STATES and not reopened)
         else:
             facts.resolve_running = 1
 

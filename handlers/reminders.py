@@ -84,7 +84,7 @@ def plan(order: WorkOrder, phase: Phase, limits: Limits, directory: Directory, n
         else:
             text = f"{status}，{'上报' if escalate else '提醒'}{level.name}"
             position = levels.index(level)
-            told[position] = (level, escalate or told.get(position, (level, False))[1])
+            told[position] = (level, escalate or (position in told and told[position][1]))
             if escalate:
                 escalation = max(escalation, level.rank)
         if (now - moment).total_seconds() >= LATE:

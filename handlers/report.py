@@ -147,8 +147,9 @@ def _rate_cell(
     return f"{percent(rate)} {numerator}/{denominator}" + (mark if small(denominator) else "")
 
 
-def _score(row: UnitRates, mark: str = "*") -> str:
-    return number(row.composite) + (mark if row.composite is not None and row.small_sample else "")
+def _marked(row: UnitRates, mark: str) -> str:
+    """`mark` when the row's composite rests on a small sample, else nothing."""
+    return mark if row.composite is not None and row.small_sample else ""
 
 
 def _width(text: str) -> int:
@@ -213,7 +214,7 @@ def format_text(
             str(row.counts.overdue),
             number(row.avg_accept_hours),
             number(row.avg_resolve_hours),
-            _score(row),
+            number(row.composite) + _marked(row, "*"),
             str(row.rank) if row.composite is not None else "—",
         ]
         for row in rows
@@ -372,8 +373,7 @@ async def stats_reply(
         + _rate_cell(
             own.satisfaction_rate, c.satisfied, c.rated, c.awaiting_rating, waiting="待评价", mark=SMALL
         ),
-        f"综合 {number(own.composite)} 分"
-        + (SMALL if own.composite is not None and own.small_sample else ""),
+        f"综合 {number(own.composite)} 分{_marked(own, SMALL)}",
     ]
     items = []
     for row in children:
@@ -429,7 +429,7 @@ async def ranking_reply(
         mine = "（本单位）" if row.unit_id == unit_id else ""
         items.append(
             f"{row.rank}. {_short(row.name, parent.name)}{mine} {number(row.composite)} 分"
-            + f"（{_brief(row)}{'，样本少' if row.small_sample else ''}）"
+            + f"（{_brief(row)}{_marked(row, '，样本少')}）"
         )
     tail = []
     if len(scored) > top:

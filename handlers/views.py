@@ -39,7 +39,7 @@ def due_note(order: WorkOrder, now: datetime) -> str:
     if due is None:
         return ""
     if due < now:
-        return f"（超时 {timer_span((now - due).total_seconds())}，应于{when(due, now)}前）"
+        return f"（超时 {timer_span((now - due).total_seconds())}，应于{when(due, now)} 前）"
     return f"（{when(due, now)} 前）"
 
 

@@ -120,6 +120,10 @@ PHASE_STATES: Mapping[str, tuple[str, ...]] = {
 OPEN_STATES = frozenset(PHASE_STATES["accept"] + PHASE_STATES["resolve"])  # staff still have work to do
 RATING_STATES = frozenset(PHASE_STATES["rate"])  # resolved, waiting for the resident
 FINAL_STATES = frozenset(s for s, state in STATE_TABLE.items() if state.phase is None)
+RESOLVED_STATES = frozenset(
+    {"resolved", "closed"}
+)  # the work is done: resolved, then rated or closed unrated
+CANCELLED = "cancelled"
 RATINGS = ("满意", "基本满意", "不满意")
 # The deadline each open state runs against, for the lists sorted by it (待办, 逾期).
 OPEN_DEADLINES: Mapping[str, tuple[str, ...]] = {

@@ -610,7 +610,7 @@ def test_cancel_before_the_deadline_is_no_response_but_after_it_is_a_late_one() 
 
 
 def test_the_response_answers_the_last_dispatch() -> None:
-    """A 转派 sets a new accept deadline (handlers/staff.py); the acceptance that counts is the first one
+    """A 转派 sets a new accept deadline (handlers/workflow.py); the acceptance that counts is the first one
     after it. Accepted by the first grid, transferred, never accepted by the second: late."""
     transferred = Build(
         [("assign", "11-02 09:00", "assigned", ""), ("accept", "11-02 10:00", "accepted", ""),

@@ -462,6 +462,7 @@ class TestCatchUp:
         assert "上报筱塘社区" in events[2][1] and "上报龙桥街道" in events[3][1]
         row = await order_row(world.engine, n)
         assert (row.timer_step, row.escalation_level) == (4, 2)
+        assert "已上报督办：龙桥街道" in await world.say(ADMIN, f"状态 {n}")  # the highest level told
 
         # Accepted: the resolve phase starts again, and again no level is passed over.
         assert "已接单" in await world.say(LEADER, f"接单 {n}")
