@@ -77,7 +77,7 @@ async def open_world(
     clock = Clock()
     client, wechat = await start(clock=clock, configure=configure)
     app = client.server.app
-    app[keys.TIMERS].stop()
+    await app[keys.TIMERS].halt()  # its first pass may be under way: let it end
     return World(
         clock,
         wechat,
@@ -341,29 +341,54 @@ class TestOnceOnly:
         if shared_state and len(jumps) == 1:  # one pass at a time: each person one message
             assert sorted(m.recipient for m in notices) == sorted([LEADER, ADMIN, STREET])
 
-    async def test_two_app_instances_race_after_a_downtime(
-        self, world: World, start: Start, fake_api: FakeServer
+    @pytest.mark.parametrize(
+        ("sla", "passes"),
+        [
+            # 6-second limits, the first passes 30 s on: every step at once
+            ({"accept": 6}, [(30, [LEADER, ADMIN, STREET], ["remind", "remind", "escalate", "escalate"])]),
+            # default limits: the half-time reminder on time, then 2 hours down (1 h 30 to 3 h 30)
+            (
+                {},
+                [
+                    (HOUR, [LEADER], ["remind"]),
+                    (2.5 * HOUR, [ADMIN, LEADER], ["remind", "remind", "escalate"]),
+                ],
+            ),
+        ],
+        ids=["six-seconds", "two-hour-downtime"],
+    )
+    async def test_two_app_instances_race(
+        self,
+        start: Start,
+        engine: AsyncEngine,
+        fake_api: FakeServer,
+        sla: dict[str, int],
+        passes: list[tuple[float, list[str], list[str]]],
     ) -> None:
-        """A second server over the same database and state store; both timer services run a pass at
-        once after five hours down. Every step once, every level told once, each person one message."""
-        client, _ = await start(clock=world.clock)
+        """Two servers over the same database and state store; their timer services run passes at the
+        same moment. Every step once, every level it passes told once, each person one message."""
+        world = await open_world(start, engine, limits_of(**sla))
+        client, _ = await start(clock=world.clock, configure=limits_of(**sla))
         other = client.server.app[keys.TIMERS]
-        other.stop()
+        await other.halt()
         numbers = [await world.report(f"筱塘新村{i}号楼楼道灯坏了", f"oResident{i}") for i in range(1, 4)]
-        world.clock.advance(5 * HOUR)
-        results = await asyncio.gather(world.timers().run_once(), other.run_once(), other.run_once())
-        assert sum(results) == 4 * len(numbers)
-        for n in numbers:
-            assert [k for k, _ in await timer_events(world.engine, n)] == [
-                "remind",
-                "remind",
-                "escalate",
-                "escalate",
-            ]
-            assert (await order_row(world.engine, n)).escalation_level == 2
+        told, steps = 0, 0
+        for seconds, recipients, kinds in passes:
+            world.clock.advance(seconds)
+            results = await asyncio.gather(world.timers().run_once(), other.run_once(), other.run_once())
+            assert sum(results) == len(numbers) * (len(kinds) - steps)  # each step once, by one of them
+            steps = len(kinds)
+            notices = (await timer_notices(world.engine))[told:]
+            told += len(notices)
+            assert sorted(m.recipient for m in notices) == sorted(recipients)  # one message each
+            for n in numbers:
+                assert [k for k, _ in await timer_events(world.engine, n)] == kinds
         notices = await timer_notices(world.engine)
-        assert sorted(m.recipient for m in notices) == sorted([LEADER, ADMIN, STREET])
-        await eventually(lambda: any("超时督办" in t or "超时" in t for t in texts_to(fake_api, STREET)))
+        assert len({m.send_key for m in notices}) == len(notices)
+        escalations = passes[-1][2].count("escalate")
+        for n in numbers:
+            assert (await order_row(world.engine, n)).escalation_level == escalations
+        await eventually(lambda: len(texts_to(fake_api, passes[-1][1][0])) >= 1)
 
     async def test_the_step_update_is_guarded_by_state_step_and_deadline(self, world: World) -> None:
         n = await world.report(LAMP)
