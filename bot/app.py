@@ -305,7 +305,9 @@ async def _timers(app: web.Application) -> AsyncIterator[None]:
         app[keys.STATE],
         app[keys.SERVICES],
         clock=app[keys.CLOCK],
+        max_sleep=app[keys.SETTINGS].timers.max_sleep,
         on_queued=app[keys.OUTBOX].wake,
+        metrics=app[keys.METRICS],
     )
     app[keys.TIMERS] = timers
     async with timers.running(stop_within=10):
@@ -319,6 +321,7 @@ async def _inbox(app: web.Application) -> AsyncIterator[None]:
         app[keys.SERVICES],
         clock=app[keys.CLOCK],
         on_queued=app[keys.OUTBOX].wake,
+        on_deadline=app[keys.TIMERS].hint,  # a deadline written: the timers may have to wake sooner
     )
     app[keys.INBOX] = Inbox(
         app[keys.STATEMENT_SESSIONS], dispatcher, app[keys.METRICS], clock=app[keys.CLOCK]

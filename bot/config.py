@@ -109,6 +109,11 @@ class NlpSettings:
 
 
 @dataclass(frozen=True)
+class TimerSettings:
+    max_sleep: int = 60  # seconds: the longest the timers sleep, even with no step due sooner
+
+
+@dataclass(frozen=True)
 class ReportSettings:
     weights: Weights = field(default_factory=Weights)  # 响应率, 解决率, 满意率 in the composite score
 
@@ -123,6 +128,7 @@ class Settings:
     nlp: NlpSettings = field(default_factory=NlpSettings)
     sla: Limits = field(default_factory=Limits)  # the time limits, as the workflow reads them
     report: ReportSettings = field(default_factory=ReportSettings)
+    timers: TimerSettings = field(default_factory=TimerSettings)
     demo: bool = False
 
 
@@ -135,8 +141,10 @@ _SECTIONS: dict[str, type] = {
     "nlp": NlpSettings,
     "sla": Limits,
     "report": ReportSettings,
+    "timers": TimerSettings,
 }
 _DURATION_KEYS = frozenset({"accept", "resolve", "rate", "urgent_accept", "urgent_resolve"})
+_DURATIONS = {"sla": _DURATION_KEYS, "timers": frozenset({"max_sleep"})}
 
 
 def demo_settings() -> Settings:
@@ -208,7 +216,7 @@ def _convert(section: str, key: str, value: Any, default: Any) -> Any:
     full = f"{section}.{key}"
     if section == "sla" and key == "category":
         return _sla_categories(value)
-    if section == "sla" and key in _DURATION_KEYS:
+    if key in _DURATIONS.get(section, ()):
         return parse_duration(value, full)
     if isinstance(default, Weights):
         if isinstance(value, str):  # from the environment: "30,35,35"

@@ -18,6 +18,7 @@ _HELP = {
     "gridbot_overdue_orders": "Open work orders past the deadline of their current phase.",
     "gridbot_outbox_backlog": "Notices waiting in the outbox to be sent.",
     "gridbot_outbox_oldest_seconds": "How long the oldest notice waiting in the outbox has waited.",
+    "gridbot_timer_lag_seconds": "How late the timer steps of the last pass that took any were (the most).",
 }
 
 
@@ -31,6 +32,7 @@ def _labels(labels: dict[str, str]) -> str:
 class Metrics:
     def __init__(self) -> None:
         self._counters: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+        self._gauges: dict[str, float] = {}
         self._buckets = [0] * len(_BUCKETS)
         self._sum = 0.0
         self._count = 0
@@ -40,6 +42,9 @@ class Metrics:
 
     def value(self, name: str, **labels: str) -> float:
         return self._counters.get(name, {}).get(_labels(labels), 0.0)
+
+    def gauge(self, name: str, value: float) -> None:
+        self._gauges[name] = value
 
     def observe(self, seconds: float) -> None:
         self._sum += seconds
@@ -56,6 +61,9 @@ class Metrics:
         for name in sorted(self._counters):
             lines += [f"# HELP {name} {_HELP.get(name, name)}", f"# TYPE {name} counter"]
             lines += [f"{name}{labels} {value:g}" for labels, value in sorted(self._counters[name].items())]
+        for name in sorted(self._gauges):
+            lines += [f"# HELP {name} {_HELP.get(name, name)}", f"# TYPE {name} gauge"]
+            lines.append(f"{name} {self._gauges[name]:g}")
         name = "gridbot_request_seconds"
         lines += [f"# HELP {name} {_HELP[name]}", f"# TYPE {name} histogram"]
         lines += [

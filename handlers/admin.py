@@ -11,17 +11,27 @@ from handlers.report import ranking_reply, stats_reply
 from handlers.resident import card
 from handlers.staff import hand_over, load_order, step
 from handlers.views import local_time, order_line, short
-from handlers.workflow import OPEN_STATES
+from handlers.workflow import (
+    ADMIN_LEVELS,
+    FINAL_STATES,
+    OPEN_DEADLINES,
+    OPEN_STATES,
+    PHASE_STATES,
+    RATING_STATES,
+    admin_rank,
+    community_admins,
+    deadline_of,
+)
 from storage.orders import get_order, orders_in, overdue_in
 from storage.outbox import undeliverable
 
 LIST_STATES: dict[str, tuple[str, ...] | None] = {
     "待派单": ("new",),
     "待接单": ("assigned",),
-    "处理中": ("accepted", "reopened"),
+    "处理中": PHASE_STATES["resolve"],
     "已退回": ("returned",),
-    "待评价": ("resolved",),
-    "已关闭": ("closed", "cancelled"),
+    "待评价": tuple(sorted(RATING_STATES)),
+    "已关闭": tuple(sorted(FINAL_STATES)),
     "全部": None,
 }
 DEFAULT_LIST = tuple(sorted(OPEN_STATES))
@@ -42,8 +52,10 @@ async def status(ctx: Context) -> str:
         return texts.NOT_ALLOWED.format(n=number)
     lines = [await card(ctx, order)]
     if order.escalation_level:
-        lines.append(f"已升级督办 {order.escalation_level} 次")
-    due = order.resolve_due if order.state in ("accepted", "reopened") else order.accept_due
+        level = ADMIN_LEVELS[min(order.escalation_level, len(ADMIN_LEVELS)) - 1][0]
+        unit = ctx.services.directory.ancestor(order.unit_id, level)
+        lines.append(f"已上报督办：{ctx.services.directory.unit_name(unit)}")
+    due = deadline_of(order)
     if order.state in OPEN_STATES and due is not None:
         lines.append(f"时限：{local_time(due)}" + ("（已超时）" if due < ctx.now else ""))
     failed = await undeliverable(ctx.session, grids=[order.unit_id or ""], limit=50)
@@ -85,14 +97,15 @@ def _unit_named(ctx: Context, word: str) -> str | None:
 
 async def overdue(ctx: Context) -> str:
     grids = grids_under(ctx, ctx.speaker.unit_id)
-    late = await overdue_in(ctx.session, grids, ctx.now)
+    late, total = await overdue_in(ctx.session, grids, ctx.now, OPEN_DEADLINES)
     missed = await undeliverable(ctx.session, grids=grids, limit=20)
     if not late and not missed:
         return texts.NOTHING_OVERDUE
     lines: list[str] = []
     if late:
-        lines.append(f"超时工单 {len(late)} 张：")
-        lines += [order_line(o) for o in late]
+        shown = f"，先列最急的 {len(late)} 张" if total > len(late) else ""
+        lines.append(f"超时工单 {total} 张{shown}：")
+        lines += [order_line(o, ctx.now) for o in late]
     if missed:
         lines.append(f"未送达通知 {len(missed)} 条（请电话联系）：")
         lines += [f"#{m.order_id} 给{m.recipient[-4:]}：{short(m.text, 14)}" for m in missed[:5]]
@@ -115,16 +128,15 @@ async def supervise(ctx: Context) -> str:
         return order
     if order.state not in OPEN_STATES:
         return f"工单 #{order.id} 不在办理中，无需督办。"
-    if refused := step(ctx, order, "supervise", f"{ctx.speaker.name}督办"):
+    level = max(1, admin_rank(ctx.speaker.role))  # the order is now overseen at the supervisor's level
+    if refused := step(ctx, order, "supervise", f"{ctx.speaker.name}督办", level=level):
         return refused
-    order.escalation_level += 1
     notice = texts.SUPERVISE_NOTICE.format(
         who=ctx.speaker.name, n=order.id, category=order.category, words=short(order.text, 40)
     )
     recipients = [order.assignee_openid] if order.assignee_openid else []
     if not recipients:
-        community = ctx.services.directory.ancestor(order.unit_id, "community")
-        recipients = [p.openid for p in ctx.services.directory.people_in(community, ("community_admin",))]
+        recipients = [p.openid for p in community_admins(order.unit_id, ctx.services.directory)]
     for openid in recipients:
         await notify(ctx, openid, notice, order_id=order.id, reason="supervise")
     return texts.SUPERVISED.format(n=order.id)
@@ -142,8 +154,9 @@ async def stats(ctx: Context) -> str:
 async def ranking(ctx: Context) -> str:
     services = ctx.services
     unit = ctx.speaker.unit_id or ""
+    period = ctx.command.rest if ctx.command is not None and ctx.command.rest else "本月"
     return await ranking_reply(
-        ctx.session, services.directory, unit, "本月", ctx.now, weights=services.weights
+        ctx.session, services.directory, unit, period, ctx.now, weights=services.weights
     )
 
 

@@ -72,7 +72,17 @@ EXAMPLES = {
 }
 # Commands that take nothing after the order number (or nothing at all): extra words get a hint.
 NO_TEXT = frozenset({"接单", "领单", "撤销", "催办", "状态", "督办", "待办", "逾期", "后台"})
-PERIODS = {"今日": "今日", "今天": "今日", "本周": "本周", "这周": "本周", "本月": "本月", "这个月": "本月"}
+PERIODS = {
+    "今日": "今日",
+    "今天": "今日",
+    "本周": "本周",
+    "这周": "本周",
+    "本月": "本月",
+    "这个月": "本月",
+    "上周": "上周",
+    "上月": "上月",
+    "上个月": "上月",
+}
 MAX_EXTENSION_DAYS = 30
 
 _WORD = re.compile(r"^([^\s#\d]+?)\s*(?=[\s#\d]|$)(.*)$", re.DOTALL)
@@ -142,7 +152,7 @@ def parse(text: str) -> Command | None:
     if word == "延期":
         return _extension(number, rest)
     if word == "统计" and rest and rest not in PERIODS:
-        return Command(word, error="请写：统计、统计 今日、统计 本周 或 统计 本月")
+        return Command(word, error="请写：统计、统计 今日、统计 本周、统计 本月、统计 上周 或 统计 上月")
     if word == "统计":
         return Command(word, rest=PERIODS.get(rest, "本月"))
     return Command(word=word, number=number, rest=rest)

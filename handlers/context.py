@@ -10,12 +10,13 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.commands import Command
-from handlers.directory import ADMIN_ROLES, GRID_STAFF_ROLES, Directory, StaffInfo
+from handlers.directory import Directory, StaffInfo
 from handlers.incoming import Incoming
 from handlers.rates import DEFAULT_WEIGHTS, Weights
-from handlers.workflow import Limits
+from handlers.workflow import ACTIONS, ADMIN_ROLES, GRID_STAFF_ROLES, Limits, apply, next_step_at
 from nlp.classifier import Classifier
 from nlp.gate import Gate
+from storage.models import WorkOrder, WorkOrderEvent
 from storage.state import StateStore
 
 RESIDENT = "resident"
@@ -85,7 +86,31 @@ class Context:
     pending: dict[str, Any] | None = None  # the question the bot was waiting on, read with the rate limit
     loose_images: bool = True  # False: the sender surely has no recent photo waiting for an order
     urgent: bool = False  # the reply is an emergency's: it goes first, before any deferred notice
+    next_step: datetime | None = None  # the earliest timer step of an order moved here (wakes the timers)
 
     @property
     def pending_key(self) -> str:
         return f"{self.msg.channel}:{self.msg.sender}"
+
+    def step(self, order: WorkOrder, action: str, text: str = "", **changes: Any) -> WorkOrderEvent:
+        """Move the order by the policy (`workflow.apply`: state, deadlines, stamps), add its event to the
+        session and note when its next timer step falls. IllegalTransition when the state forbids it."""
+        event = apply(
+            order,
+            action,
+            actor=self.speaker.openid,
+            at=self.now,
+            limits=self.services.limits,
+            text=text,
+            **changes,
+        )
+        self.session.add(event)
+        if ACTIONS[action].restarts_timers(event.from_state or "", event.to_state or ""):
+            self.timers_from(order)  # a new deadline (or phase): the timers may have to wake earlier
+        return event
+
+    def timers_from(self, order: WorkOrder) -> None:
+        """Remember when this order's next timer step falls, so the timers wake for it once committed."""
+        at = next_step_at(order, self.services.limits)
+        if at is not None and (self.next_step is None or at < self.next_step):
+            self.next_step = at

@@ -15,9 +15,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from nlp.places import PlaceEntry, PlaceIndex, nearest_grid
 from storage.org import active_org
 
-ADMIN_ROLES = {"community_admin": "community", "street_admin": "street", "district_admin": "district"}
-GRID_STAFF_ROLES = frozenset({"grid_leader", "grid_member", "party_member"})
-
 
 @dataclass(frozen=True)
 class UnitInfo:

@@ -10,10 +10,9 @@ from handlers import texts
 from handlers.context import Context
 from handlers.directory import StaffInfo
 from handlers.notices import notify
+from handlers.workflow import COMMUNITY_ADMIN, DISPATCH_ROLES
+from nlp.classifier import COMMUNITY, DEPARTMENT
 from storage.models import WorkOrder
-
-GRID_ROLES = ("grid_leader", "grid_member")
-ADMIN = ("community_admin",)
 
 
 @dataclass(frozen=True)
@@ -35,17 +34,17 @@ def choose(ctx: Context, category: str, grid: str | None) -> Assignment:
     directory = ctx.services.directory
     community = directory.ancestor(grid, "community")
     responder = ctx.services.classifier.rule(category).responder
-    grid_staff = directory.people_in(grid, GRID_ROLES)
-    admins = tuple(directory.people_in(community, ADMIN))
-    if responder == "department":
+    grid_staff = directory.people_in(grid, DISPATCH_ROLES)
+    admins = tuple(directory.people_in(community, (COMMUNITY_ADMIN,)))
+    if responder == DEPARTMENT:
         department = directory.department_for(category, grid)
         contact = directory.person(department.contacts[0]) if department and department.contacts else None
         if department is not None and contact is not None:
             return Assignment(contact, department.name, department.id, tuple(grid_staff[:1]), admins)
-    elif responder == "community" and admins:
+    elif responder == COMMUNITY and admins:
         return Assignment(admins[0], directory.unit_name(community), None, tuple(grid_staff[:1]), admins)
     assignee = (grid_staff or list(admins) or [None])[0]
-    if assignee is not None and assignee.role == "community_admin":
+    if assignee is not None and assignee.role == COMMUNITY_ADMIN:
         return Assignment(assignee, directory.unit_name(community), None, (), admins)
     return Assignment(assignee, directory.branch_name(grid), None, (), admins)
 

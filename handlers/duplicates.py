@@ -12,7 +12,7 @@ from datetime import timedelta
 
 from handlers import texts
 from handlers.context import Context
-from handlers.workflow import OPEN_STATES, apply
+from handlers.workflow import OPEN_STATES
 from nlp.normalize import normalize
 from nlp.similarity import similarity
 from storage.db import insert_ignoring_conflicts
@@ -60,5 +60,5 @@ async def follow(ctx: Context, order_id: int, text: str) -> str:
     values = {"order_id": order.id, "openid": ctx.speaker.openid, "text": text, "created_at": ctx.now}
     added = await ctx.session.execute(insert_ignoring_conflicts(ctx.session, OrderFollower), values)
     if added.rowcount:  # type: ignore[attr-defined]
-        ctx.session.add(apply(order, "follow", actor=ctx.speaker.openid, text=text, at=ctx.now))
+        ctx.step(order, "follow", text)
     return texts.DUPLICATE_LINKED.format(n=order.id, category=order.category)

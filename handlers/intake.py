@@ -23,11 +23,11 @@ from handlers.emergency import advice, alert_unplaced
 from handlers.questions import WAIT, Ask
 from handlers.resident import bind_grid, bind_to, my_orders, rate, rating_of
 from handlers.where import Where, bound, from_hint, from_location, named_in
-from handlers.workflow import FINAL_STATES, apply, describe_duration, next_state
+from handlers.workflow import FINAL_STATES, OPEN_STATES, apply, create, describe_duration
 from nlp.classifier import Classification
 from nlp.gate import Verdict
 from nlp.places import building_in
-from storage.models import WorkOrder
+from storage.models import WorkOrder, WorkOrderEvent
 from storage.orders import (
     attach_inbound,
     attach_loose_images,
@@ -194,7 +194,7 @@ async def location(ctx: Context) -> str:
 async def photo(ctx: Context) -> str:
     """A photo: added to the order the resident just opened, or kept for the report that follows."""
     await touch_resident(ctx.session, ctx.speaker.openid, ctx.now)
-    order = await recent_open_order(ctx.session, ctx.speaker.openid, ctx.now - PHOTO_WINDOW)
+    order = await recent_open_order(ctx.session, ctx.speaker.openid, ctx.now - PHOTO_WINDOW, OPEN_STATES)
     if order is None:
         return texts.IMAGE_RECEIVED
     order.media = [*order.media, _media("image", ctx.msg.media_id, pic_url=ctx.msg.pic_url)]
@@ -253,7 +253,7 @@ async def _still_unplaced(ctx: Context, pending: dict[str, Any], text: str) -> s
     number = int(pending["order"])
     order = await get_order(ctx.session, number, for_update=True)
     if order is not None and order.state not in FINAL_STATES:
-        ctx.session.add(apply(order, "follow", actor=ctx.speaker.openid, text=text, at=ctx.now))
+        ctx.step(order, "follow", text)
         ctx.order_id = order.id
     ctx.urgent = True
     kinds = list(pending.get("kinds") or ()) or list(ctx.services.classifier.classify(text).urgent_kinds)
@@ -276,23 +276,12 @@ async def _urgent_unplaced(
         place_id=None,
         place_detail=building_in(text) or None,
         unit_id=grid,
-        state="new",
         media=[],
         department_id=None,
-        assignee_openid=None,
-        created_at=ctx.now,
-        escalation_level=0,
-        timer_step=0,
     )
-    order.accept_due = ctx.services.limits.accept_due(order, ctx.now)
-    event = {
-        "kind": "create",
-        "actor": ctx.speaker.openid,
-        "text": text,
-        "from_state": None,
-        "to_state": "new",
-    }
-    order.id = await _insert(ctx, order, [event])
+    events = [create(order, actor=ctx.speaker.openid, text=text, at=ctx.now, limits=ctx.services.limits)]
+    ctx.timers_from(order)
+    order.id = await _insert(ctx, order, events)
     await _attach_media(ctx, order, media)
     await alert_unplaced(ctx, order, grid)
     question = {"ask": Ask.PLACE, "text": text, "order": order.id, "kinds": list(result.urgent_kinds)}
@@ -313,12 +302,17 @@ async def _place_urgent(ctx: Context, number: int, where: Where, answer: str) ->
     if where.location:
         order.lat, order.lng = where.location
     order.text = f"{order.text}（地点：{answer}）"
-    ctx.session.add(apply(order, "follow", actor=ctx.speaker.openid, text=f"补充地点：{answer}", at=ctx.now))
+    ctx.step(order, "follow", f"补充地点：{answer}")
     assignment = choose(ctx, order.category, where.grid)
     order.department_id = assignment.department_id
     if assignment.assignee is not None and order.state in ("new", "returned"):
-        ctx.session.add(apply(order, "assign", actor="system", text=assignment.summary, at=ctx.now))
-        order.assignee_openid = assignment.assignee.openid
+        limits = ctx.services.limits
+        to = assignment.assignee.openid
+        event = apply(
+            order, "assign", actor="system", text=assignment.summary, at=ctx.now, limits=limits, assignee=to
+        )
+        ctx.session.add(event)
+        ctx.timers_from(order)
     await announce(ctx, order, assignment, _label(ctx, where))
     ctx.urgent = True
     kinds = ctx.services.classifier.classify(f"{order.text} {answer}").urgent_kinds
@@ -383,33 +377,29 @@ async def open_order(
         place_id=where.place_id,
         place_detail=where.detail or None,
         unit_id=where.grid,
-        state="new",
         media=[],
         lat=where.location[0] if where.location else None,
         lng=where.location[1] if where.location else None,
         department_id=assignment.department_id,
-        assignee_openid=assignment.assignee.openid if assignment.assignee else None,
-        created_at=ctx.now,
-        escalation_level=0,
-        timer_step=0,
     )
+    # The opening steps (state, first deadline, assignee) are the policy's, decided before the row is
+    # written, so it is written once.
     limits = ctx.services.limits
-    order.accept_due = limits.accept_due(order, ctx.now)
-    events = [
-        {"kind": "create", "actor": ctx.speaker.openid, "text": text, "from_state": None, "to_state": "new"}
-    ]
+    events = [create(order, actor=ctx.speaker.openid, text=text, at=ctx.now, limits=limits)]
     if assignment.assignee is not None:
-        # The opening steps are decided before the row is written, so it is written once.
-        order.state = next_state("new", "assign")
+        to = assignment.assignee.openid
         events.append(
-            {
-                "kind": "assign",
-                "actor": "system",
-                "text": assignment.summary,
-                "from_state": "new",
-                "to_state": order.state,
-            }
+            apply(
+                order,
+                "assign",
+                actor="system",
+                text=assignment.summary,
+                at=ctx.now,
+                limits=limits,
+                assignee=to,
+            )
         )
+    ctx.timers_from(order)
     order.id = await _insert(ctx, order, events)
     await _attach_media(ctx, order, media)
     await announce(ctx, order, assignment, _label(ctx, where))
@@ -419,12 +409,12 @@ async def open_order(
     )
 
 
-async def _insert(ctx: Context, order: WorkOrder, events: list[dict[str, Any]]) -> int:
+async def _insert(ctx: Context, order: WorkOrder, events: list[WorkOrderEvent]) -> int:
     """Write the order with plain statements (this runs for every report); `order` stays a detached value."""
     columns = {
         column.key: getattr(order, column.key) for column in WorkOrder.__table__.columns if column.key != "id"
     }
-    number = await insert_order(ctx.session, columns, [{**event, "at": ctx.now} for event in events])
+    number = await insert_order(ctx.session, columns, events)
     ctx.order_id = number
     return number
 

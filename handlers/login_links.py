@@ -9,7 +9,8 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handlers.directory import ADMIN_ROLES, Directory, StaffInfo
+from handlers.directory import Directory, StaffInfo
+from handlers.workflow import ADMIN_ROLES
 from storage.logins import add_login, purge_logins
 
 LOGIN_TTL = timedelta(minutes=10)

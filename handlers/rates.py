@@ -16,7 +16,16 @@ from dataclasses import dataclass, fields, replace
 from datetime import date, datetime, timedelta, timezone, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from handlers.workflow import OPEN_STATES, RATINGS, TRANSITIONS
+from handlers.workflow import (
+    ACTIONS,
+    CANCELLED,
+    OPEN_STATES,
+    RATING_STATES,
+    RATINGS,
+    RESOLVED_STATES,
+    STATE_TABLE,
+    TRANSITIONS,
+)
 from storage.stats import EventRow, OrderRow
 
 try:
@@ -25,9 +34,10 @@ except ZoneInfoNotFoundError:  # pragma: no cover - no tz database (e.g. Windows
     CHINA = timezone(timedelta(hours=8), "CST")  # China has kept UTC+8 without DST since 1991
 
 SATISFIED = frozenset({"满意", "基本满意"})
-ACCEPTS = frozenset({"accept", "claim"})
+ACCEPTS = frozenset(name for name, action in ACTIONS.items() if "accepted_at" in action.stamps)  # 接单, 领单
 DISPATCHES = frozenset({"assign", "claim"})
 REDISPATCHES = frozenset({"assign", "transfer"})  # each gives the order a new accept deadline
+MIN_SAMPLE = 5  # a rate (or a score built on one) over fewer orders or ratings than this is 样本少
 # The events the rates read: everything that moves an order (for its state at the cut-off) and the ratings;
 # not the progress notes and extensions, which leave the state as it was.
 EVENT_KINDS = frozenset({"create"} | {action for _, action in TRANSITIONS} - {"progress", "extend"})
@@ -213,6 +223,9 @@ class Counts:
     accept_hours: float = 0.0  # … and the hours from creation to that acceptance, summed
     resolves: int = 0  # orders resolved in the period …
     resolve_hours: float = 0.0  # … and the hours from creation to their last resolution in it, summed
+    response_running: int = 0  # accept deadline later in the period, not yet accepted: not judged yet
+    resolve_running: int = 0  # resolve deadline later in the period: not judged yet
+    awaiting_rating: int = 0  # resolved at the cut-off, the resident's rating still to come
 
     def __iadd__(self, other: Counts) -> Counts:
         for field in fields(self):
@@ -242,8 +255,10 @@ def state_at(order: OrderRow, cutoff: datetime) -> str | None:
     return state
 
 
-def order_facts(order: OrderRow, start: datetime, cutoff: datetime) -> Counts:
-    """What one order adds to its unit's counts for [start, cutoff). The definitions, in code."""
+def order_facts(order: OrderRow, start: datetime, cutoff: datetime, end: datetime | None = None) -> Counts:
+    """What one order adds to its unit's counts for the period [start, end) as of `cutoff` (≤ end; the
+    period is over when they are equal, the default). The definitions, in code."""
+    end = cutoff if end is None else end
     events = sorted((e for e in order.events if e.at < cutoff), key=lambda e: e.at)  # stable on ties
     in_period = [e for e in events if e.at >= start]
     first_accept = next((e.at for e in events if e.kind in ACCEPTS), None)
@@ -256,9 +271,11 @@ def order_facts(order: OrderRow, start: datetime, cutoff: datetime) -> Counts:
         facts.dispatched = int(any(e.kind in DISPATCHES for e in events))
 
     # 响应: judged in the period its accept deadline falls in. The stored deadline is the one of the last
-    # 派单/转派, so the acceptance that answers it is the first one at or after that dispatch.
+    # 派单/转派, so the acceptance that answers it is the first one at or after that dispatch. An order
+    # accepted in time is judged at once, even while its deadline is still ahead; one not accepted yet
+    # whose deadline is still ahead is running.
     accept_due = order.accept_due
-    if accept_due is not None and start <= accept_due < cutoff:
+    if accept_due is not None and start <= accept_due < end and state is not None:
         dispatched_at = next((e.at for e in reversed(events) if e.kind in REDISPATCHES), None)
         answer = next(
             (e.at for e in events if e.kind in ACCEPTS and (dispatched_at is None or e.at >= dispatched_at)),
@@ -266,17 +283,24 @@ def order_facts(order: OrderRow, start: datetime, cutoff: datetime) -> Counts:
         )
         in_time = answer is not None and answer <= accept_due
         withdrawn = not in_time and cancelled_at is not None and cancelled_at <= accept_due
-        if not withdrawn:
-            facts.response_due = 1
-            facts.responded = int(in_time)
+        if accept_due < cutoff or in_time:
+            if not withdrawn:
+                facts.response_due = 1
+                facts.responded = int(in_time)
+        elif not withdrawn:
+            facts.response_running = 1
 
-    # 解决: judged in the period its resolve deadline falls in; an order nobody accepted by the cut-off
-    # was due when its acceptance was (it cannot be resolved without being accepted).
+    # 解决: judged in the period its resolve deadline falls in, once that has passed (a resolved order may
+    # still be reopened by the resident until then); an order nobody accepted by the cut-off was due when
+    # its acceptance was (it cannot be resolved without being accepted).
     resolve_by = order.resolve_due if first_accept is not None and order.resolve_due else accept_due
-    if resolve_by is not None and start <= resolve_by < cutoff and state != "cancelled":
-        facts.due = 1
-        reopened = any(e.kind == "reopen" for e in events)
-        facts.resolved = int(state in ("resolved", "closed") and not reopened)
+    if resolve_by is not None and start <= resolve_by < end and state not in (None, CANCELLED):
+        if resolve_by < cutoff:
+            facts.due = 1
+            reopened = any(e.kind == "reopen" for e in events)
+            facts.resolved = int(state in RESOLVED_STATES and not reopened)
+        else:
+            facts.resolve_running = 1
 
     # 满意: every rating given in the period; a reopen is the resident saying 不满意.
     for event in in_period:
@@ -286,8 +310,10 @@ def order_facts(order: OrderRow, start: datetime, cutoff: datetime) -> Counts:
 
     # 逾期: open at the cut-off and past the deadline of the phase it is in.
     if state in OPEN_STATES:
-        deadline = order.resolve_due if state in ("accepted", "reopened") else accept_due
+        phase = STATE_TABLE[state].phase
+        deadline = getattr(order, phase.deadline) if phase else None
         facts.overdue = int(deadline is not None and deadline < cutoff)
+    facts.awaiting_rating = int(state in RATING_STATES)
 
     if first_accept is not None and first_accept >= start:
         facts.accepts = 1
@@ -329,12 +355,23 @@ class UnitRates:
     avg_resolve_hours: float | None
     composite: float | None
     rank: int  # among the units with the same parent in this report (1 = best)
+    small_sample: bool = False  # the composite rests on a rate of fewer than MIN_SAMPLE orders or ratings
+
+
+def small(denominator: int) -> bool:
+    """A rate over so few orders (or ratings) that one more would swing it: 样本少."""
+    return 0 < denominator < MIN_SAMPLE
 
 
 def unit_rates(unit: UnitNode, depth: int, counts: Counts, weights: Weights, rank: int = 1) -> UnitRates:
     response = ratio(counts.responded, counts.response_due)
     resolution = ratio(counts.resolved, counts.due)
     satisfaction = ratio(counts.satisfied, counts.rated)
+    parts = (
+        (weights.response, counts.response_due),
+        (weights.resolution, counts.due),
+        (weights.satisfaction, counts.rated),
+    )
     return UnitRates(
         unit_id=unit.id,
         name=unit.name,
@@ -349,6 +386,7 @@ def unit_rates(unit: UnitNode, depth: int, counts: Counts, weights: Weights, ran
         avg_resolve_hours=counts.resolve_hours / counts.resolves if counts.resolves else None,
         composite=composite(response, resolution, satisfaction, weights),
         rank=rank,
+        small_sample=any(weight > 0 and small(n) for weight, n in parts),
     )
 
 
@@ -387,9 +425,11 @@ def build_rows(
     start: datetime,
     cutoff: datetime,
     weights: Weights = DEFAULT_WEIGHTS,
+    end: datetime | None = None,
 ) -> list[UnitRates]:
     """The report for `root` and every unit below it, in tree order; each unit's counts are the sum of
-    the orders of its whole subtree. Orders of units outside the subtree are ignored."""
+    the orders of its whole subtree. Orders of units outside the subtree are ignored. `end` is the end
+    of the period (default: the cut-off, a period that is over)."""
     tree = subtree(units, root)
     inside = {unit_id for unit_id, _ in tree}
     counts = {unit_id: Counts() for unit_id in inside}
@@ -397,7 +437,7 @@ def build_rows(
         unit_id: str | None = order.unit_id
         if unit_id not in inside:
             continue
-        facts = order_facts(order, start, cutoff)
+        facts = order_facts(order, start, cutoff, end)
         while unit_id is not None and unit_id in inside:
             counts[unit_id] += facts
             if unit_id == root:

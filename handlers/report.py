@@ -21,6 +21,7 @@ from handlers.rates import (
     CHINA,
     DEFAULT_WEIGHTS,
     EVENT_KINDS,
+    MIN_SAMPLE,
     Counts,
     Period,
     UnitNode,
@@ -29,6 +30,7 @@ from handlers.rates import (
     build_rows,
     parse_period,
     ranked,
+    small,
     subtree,
 )
 from storage.stats import order_rows
@@ -50,6 +52,7 @@ __all__ = [
 ]
 
 REPLY_BYTES = 1000  # a chat reply fits a phone screen (WeChat's own cap is 2048 bytes)
+SMALL = "（样本少）"  # after a chat rate or score built on fewer than MIN_SAMPLE orders or ratings
 LEVEL_WORDS = {"district": "区", "street": "街道", "community": "社区", "grid": "网格"}
 
 
@@ -83,9 +86,13 @@ async def report_rows(
     rows: list[UnitRates] = []
     for root in [unit_id] if unit_id is not None else _roots(units):
         below = [unit for unit, _ in subtree(units, root)]
-        orders = await order_rows(session, below, period.start, cutoff, kinds=EVENT_KINDS)
+        orders = await order_rows(session, below, period.start, cutoff, kinds=EVENT_KINDS, end=period.end)
         # Pure computation over plain rows; in a thread, so a big unit's month does not hold the event loop.
-        rows.extend(await asyncio.to_thread(build_rows, units, root, orders, period.start, cutoff, weights))
+        rows.extend(
+            await asyncio.to_thread(
+                build_rows, units, root, orders, period.start, cutoff, weights, end=period.end
+            )
+        )
     return rows
 
 
@@ -130,8 +137,25 @@ def number(value: float | None, digits: int = 1) -> str:
     return fixed(value, digits, "—")
 
 
-def _rate_cell(rate: float | None, numerator: int, denominator: int) -> str:
-    return "—" if rate is None else f"{percent(rate)} {numerator}/{denominator}"
+def _rate_cell(
+    rate: float | None,
+    numerator: int,
+    denominator: int,
+    running: int = 0,
+    *,
+    waiting: str = "未到期",
+    mark: str = "*",
+) -> str:
+    """75.0% 3/4, with `mark` when the sample is small (under MIN_SAMPLE); with no rate yet, how many
+    orders are still running (“3 单未到期”), else “—”."""
+    if rate is None:
+        return f"{running} 单{waiting}" if running else "—"
+    return f"{percent(rate)} {numerator}/{denominator}" + (mark if small(denominator) else "")
+
+
+def _marked(row: UnitRates, mark: str) -> str:
+    """`mark` when the row's composite rests on a small sample, else nothing."""
+    return mark if row.composite is not None and row.small_sample else ""
 
 
 def _width(text: str) -> int:
@@ -172,6 +196,7 @@ def format_text(
         f"三率统计 {period.title}：{_when(period.start)} 至 {_when(until)}（北京时间{running}）",
         "响应率 = 按时响应/应响应；解决率 = 已解决/应办结；满意率 = 满意与基本满意/评价",
         f"综合分 = {weights.describe()}；无数据（—）的率不计，其余权重按比例放大",
+        f"* 样本少：不足 {MIN_SAMPLE} 单（满意率：{MIN_SAMPLE} 个评价）；未到期、待评价：时限未到，尚未计入",
     ]
     if not rows:
         lines.append("没有单位。请先运行 gridbot org import FILE")
@@ -181,13 +206,21 @@ def format_text(
             "  " * row.depth + row.name,
             str(row.counts.received),
             str(row.counts.dispatched),
-            _rate_cell(row.response_rate, row.counts.responded, row.counts.response_due),
-            _rate_cell(row.resolution_rate, row.counts.resolved, row.counts.due),
-            _rate_cell(row.satisfaction_rate, row.counts.satisfied, row.counts.rated),
+            _rate_cell(
+                row.response_rate, row.counts.responded, row.counts.response_due, row.counts.response_running
+            ),
+            _rate_cell(row.resolution_rate, row.counts.resolved, row.counts.due, row.counts.resolve_running),
+            _rate_cell(
+                row.satisfaction_rate,
+                row.counts.satisfied,
+                row.counts.rated,
+                row.counts.awaiting_rating,
+                waiting="待评价",
+            ),
             str(row.counts.overdue),
             number(row.avg_accept_hours),
             number(row.avg_resolve_hours),
-            number(row.composite),
+            number(row.composite) + _marked(row, "*"),
             str(row.rank) if row.composite is not None else "—",
         ]
         for row in rows
@@ -224,6 +257,10 @@ CSV_HEADER = (
     "avg_resolve_hours",
     "composite",
     "rank",
+    "response_running",
+    "resolve_running",
+    "awaiting_rating",
+    "small_sample",
 )
 
 
@@ -260,6 +297,10 @@ def format_csv(rows: Sequence[UnitRates], period: Period) -> str:
                 fixed(row.avg_resolve_hours, 2),
                 fixed(row.composite, 2),
                 row.rank if row.composite is not None else "",
+                c.response_running,
+                c.resolve_running,
+                c.awaiting_rating,
+                int(row.small_sample) if row.composite is not None else "",
             ]
         )
     return out.getvalue()
@@ -332,10 +373,13 @@ async def stats_reply(
     head = [
         f"{own.name} 统计 · {_heading(period, period.cutoff(now))}",
         f"受理 {c.received} 单，逾期 {c.overdue} 单",
-        f"响应率 {_rate_cell(own.response_rate, c.responded, c.response_due)}",
-        f"解决率 {_rate_cell(own.resolution_rate, c.resolved, c.due)}",
-        f"满意率 {_rate_cell(own.satisfaction_rate, c.satisfied, c.rated)}",
-        f"综合 {number(own.composite)} 分",
+        f"响应率 {_rate_cell(own.response_rate, c.responded, c.response_due, c.response_running, mark=SMALL)}",
+        f"解决率 {_rate_cell(own.resolution_rate, c.resolved, c.due, c.resolve_running, mark=SMALL)}",
+        "满意率 "
+        + _rate_cell(
+            own.satisfaction_rate, c.satisfied, c.rated, c.awaiting_rating, waiting="待评价", mark=SMALL
+        ),
+        f"综合 {number(own.composite)} 分{_marked(own, SMALL)}",
     ]
     items = []
     for row in children:
@@ -348,7 +392,7 @@ async def stats_reply(
     if items:
         head.append(f"各{_children_word(children)}：")
     next_steps = (
-        "回复“排名”看名次，“统计 今日/本周/本月”换时段。" if children else "回复“统计 今日/本周/本月”换时段。"
+        "回复“排名”看名次，“统计 本周/上月”等换时段。" if children else "回复“统计 本周/上月”等换时段。"
     )
     return _with_limited(head, items, [next_steps], "……另有 {n} 个未列出")
 
@@ -390,7 +434,8 @@ async def ranking_reply(
     for row in scored[:top]:
         mine = "（本单位）" if row.unit_id == unit_id else ""
         items.append(
-            f"{row.rank}. {_short(row.name, parent.name)}{mine} {number(row.composite)} 分（{_brief(row)}）"
+            f"{row.rank}. {_short(row.name, parent.name)}{mine} {number(row.composite)} 分"
+            + f"（{_brief(row)}{_marked(row, '，样本少')}）"
         )
     tail = []
     if len(scored) > top:

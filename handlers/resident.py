@@ -9,7 +9,14 @@ from handlers.directory import Directory
 from handlers.notices import notify
 from handlers.questions import WAIT, Ask
 from handlers.views import order_card, order_line, short
-from handlers.workflow import OPEN_STATES, RATINGS, STATE_NAMES, IllegalTransition, apply
+from handlers.workflow import (
+    OPEN_STATES,
+    RATINGS,
+    STATE_NAMES,
+    IllegalTransition,
+    community_admins,
+    deadline_of,
+)
 from storage.models import WorkOrder
 from storage.orders import events_of, follows, get_order, orders_of_resident
 from storage.repo import bind_resident, touch_resident
@@ -57,10 +64,9 @@ async def rate(ctx: Context, number: int, rating: str) -> str:
         return texts.NOT_YOUR_ORDER.format(n=number)
     action = "reopen" if rating == "不满意" else "rate"
     try:
-        ctx.session.add(apply(order, action, actor=ctx.speaker.openid, text=rating, at=ctx.now))
+        ctx.step(order, action, rating)  # 不满意 reopens it: a fresh deadline, the community is told
     except IllegalTransition as refused:
         return f"工单 #{number}：{refused}"
-    order.rating = rating
     await ctx.state.clear_pending(ctx.pending_key)
     if action == "rate":
         await notify(
@@ -72,9 +78,8 @@ async def rate(ctx: Context, number: int, rating: str) -> str:
 
 
 async def _reopen(ctx: Context, order: WorkOrder, directory: Directory) -> None:
-    """Not satisfied: back to the assignee with a fresh deadline, and the community admin is told."""
-    order.escalation_level += 1
-    order.resolve_due = ctx.services.limits.resolve_due(order, ctx.now)
+    """Not satisfied: back to the assignee (with the fresh deadline the policy gave it), and the community
+    admin is told."""
     await notify(
         ctx,
         order.assignee_openid,
@@ -83,8 +88,7 @@ async def _reopen(ctx: Context, order: WorkOrder, directory: Directory) -> None:
         reason="reopen",
     )
     assignee = ctx.services.directory.person(order.assignee_openid)
-    community = directory.ancestor(order.unit_id, "community")
-    for admin in ctx.services.directory.people_in(community, ("community_admin",)):
+    for admin in community_admins(order.unit_id, directory):
         who = assignee.name if assignee else "承办人"
         await notify(
             ctx, admin.openid, texts.reopened_admin(order.id, who), order_id=order.id, reason="reopen-admin"
@@ -100,7 +104,7 @@ async def cancel(ctx: Context) -> str:
     if order is None or not owns(ctx, order):
         return texts.NOT_YOUR_ORDER.format(n=ctx.command.number)
     try:
-        ctx.session.add(apply(order, "cancel", actor=ctx.speaker.openid, text="居民撤销", at=ctx.now))
+        ctx.step(order, "cancel", "居民撤销")
     except IllegalTransition as refused:
         return f"工单 #{order.id}：{refused}"
     notice = texts.CANCELLED_NOTICE.format(n=order.id)
@@ -118,13 +122,12 @@ async def urge(ctx: Context) -> str:
         return texts.URGE_CLOSED.format(n=order.id, state=STATE_NAMES[order.state])
     if not await ctx.state.add_once(f"urge:{order.id}", URGE_EVERY):
         return texts.URGED_RECENTLY.format(n=order.id)
-    ctx.session.add(apply(order, "urge", actor=ctx.speaker.openid, text="居民催办", at=ctx.now))
+    ctx.step(order, "urge", "居民催办")
     notice = texts.URGE_NOTICE.format(n=order.id, category=order.category, words=short(order.text, 40))
     await notify(ctx, order.assignee_openid, notice, order_id=order.id, reason="urge")
-    due = order.resolve_due if order.state in ("accepted", "reopened") else order.accept_due
+    due = deadline_of(order)
     if order.assignee_openid is None or (due is not None and due < ctx.now):
-        community = ctx.services.directory.ancestor(order.unit_id, "community")
-        for admin in ctx.services.directory.people_in(community, ("community_admin",)):
+        for admin in community_admins(order.unit_id, ctx.services.directory):
             await notify(ctx, admin.openid, notice, order_id=order.id, reason="urge-admin")
     return texts.URGED.format(n=order.id)
 

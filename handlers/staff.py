@@ -4,7 +4,7 @@ whoever must know."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
+from typing import Any
 
 from handlers import texts
 from handlers.access import may_oversee, may_work_on
@@ -13,7 +13,7 @@ from handlers.notices import notify, notify_residents
 from handlers.questions import Ask
 from handlers.targets import Target, find_target
 from handlers.views import local_time, order_line, place_label
-from handlers.workflow import IllegalTransition, apply, next_state
+from handlers.workflow import OPEN_DEADLINES, IllegalTransition, community_admins, next_state
 from storage.models import WorkOrder
 from storage.orders import get_order, open_orders_for
 
@@ -32,10 +32,10 @@ async def load_order(ctx: Context, allowed: Callable[[Context, WorkOrder], bool]
     return order
 
 
-def step(ctx: Context, order: WorkOrder, action: str, text: str = "") -> str | None:
-    """Apply the step and record its event; the refusal text when the state does not allow it."""
+def step(ctx: Context, order: WorkOrder, action: str, text: str = "", **changes: Any) -> str | None:
+    """Take the step by the policy and record its event; the refusal text when the state does not allow it."""
     try:
-        ctx.session.add(apply(order, action, actor=ctx.speaker.openid, text=text, at=ctx.now))
+        ctx.step(order, action, text, **changes)
     except IllegalTransition as refused:
         return f"工单 #{order.id}：{refused}"
     return None
@@ -46,10 +46,13 @@ def works_or_oversees(ctx: Context, order: WorkOrder) -> bool:
 
 
 async def todo(ctx: Context) -> str:
-    orders = await open_orders_for(ctx.session, ctx.speaker.openid, ctx.speaker.unit_id)
+    """My open orders (and my grid's unassigned ones): urgent first, then by deadline, each with it."""
+    openid, grid = ctx.speaker.openid, ctx.speaker.unit_id
+    orders, total = await open_orders_for(ctx.session, openid, grid, OPEN_DEADLINES)
     if not orders:
         return "您目前没有待办工单。"
-    lines = ["您的待办工单：", *(order_line(o) for o in orders), "回复“接单 号”接单，“办结 号 结果”办结。"]
+    head = f"您的待办工单 {total} 张" + (f"，先列最急的 {len(orders)} 张：" if total > len(orders) else "：")
+    lines = [head, *(order_line(o, ctx.now) for o in orders), "回复“接单 号”接单，“办结 号 结果”办结。"]
     return "\n".join(lines)
 
 
@@ -59,8 +62,6 @@ async def accept(ctx: Context) -> str:
         return order
     if refused := step(ctx, order, "accept"):
         return refused
-    order.assignee_openid = ctx.speaker.openid
-    order.resolve_due = ctx.services.limits.resolve_due(order, ctx.now)
     who = f"{ctx.services.directory.branch_name(order.unit_id)}的{ctx.speaker.name}"
     await notify_residents(ctx, order, texts.order_accepted(order.id, who), reason="accept")
     return texts.staff_done(
@@ -76,8 +77,6 @@ async def claim(ctx: Context) -> str:
     previous = order.assignee_openid
     if refused := step(ctx, order, "claim"):
         return refused
-    order.assignee_openid = ctx.speaker.openid
-    order.resolve_due = ctx.services.limits.resolve_due(order, ctx.now)
     notice = texts.CLAIM_NOTICE.format(n=order.id, who=ctx.speaker.name)
     await notify(ctx, previous, notice, order_id=order.id, reason="claim")
     who = f"{ctx.services.directory.branch_name(order.unit_id)}的党员{ctx.speaker.name}"
@@ -106,7 +105,6 @@ async def resolve(ctx: Context) -> str:
     if refused := step(ctx, order, "resolve", result):
         return refused
     limits = ctx.services.limits
-    order.rate_due = limits.rate_due(order, ctx.now)
     await notify_residents(
         ctx,
         order,
@@ -138,7 +136,8 @@ async def hand_over(ctx: Context, order: WorkOrder, action: str) -> str:
         return target
     if target.person.openid == order.assignee_openid and order.state == "assigned":
         return f"工单 #{order.id} 已经由{target.person.name}承办。"
-    if refused := step(ctx, order, action, f"{ctx.speaker.name}派给 {target.label}"):
+    text = f"{ctx.speaker.name}派给 {target.label}"
+    if refused := step(ctx, order, action, text, assignee=target.person.openid):
         return refused
     await _assign_to(ctx, order, target)
     return (texts.DISPATCHED if action == "assign" else texts.TRANSFERRED).format(
@@ -147,10 +146,8 @@ async def hand_over(ctx: Context, order: WorkOrder, action: str) -> str:
 
 
 async def _assign_to(ctx: Context, order: WorkOrder, target: Target) -> None:
-    order.assignee_openid = target.person.openid
     if target.grid is not None:
         order.unit_id = target.grid
-    order.accept_due = ctx.services.limits.accept_due(order, ctx.now)
     label = place_label(order, ctx.services.directory)
     message = texts.new_order(
         order.id, order.category, label, order.text, order.urgent, **texts.media_counts(order.media)
@@ -169,14 +166,12 @@ async def return_order(ctx: Context) -> str:
         return order
     assert ctx.command is not None
     reason = ctx.command.rest
-    if refused := step(ctx, order, "return", reason):
+    if refused := step(ctx, order, "return", reason):  # the community's turn to dispatch it
         return refused
-    order.accept_due = ctx.services.limits.accept_due(order, ctx.now)  # the community's turn to dispatch
-    community = ctx.services.directory.ancestor(order.unit_id, "community")
     notice = texts.RETURN_NOTICE.format(
         n=order.id, category=order.category, who=ctx.speaker.name, reason=reason
     )
-    for admin in ctx.services.directory.people_in(community, ("community_admin",)):
+    for admin in community_admins(order.unit_id, ctx.services.directory):
         await notify(ctx, admin.openid, notice, order_id=order.id, reason="return")
     return texts.RETURNED.format(n=order.id)
 
@@ -194,14 +189,11 @@ async def extend(ctx: Context) -> str:
         return f"工单 #{order.id}：{refused}"
     if days > EXTENSION_WITHOUT_CONSENT and not may_oversee(ctx, order):
         step(ctx, order, "extend_request", f"{days} 天：{reason}")
-        community = ctx.services.directory.ancestor(order.unit_id, "community")
         notice = texts.EXTEND_REQUEST.format(who=ctx.speaker.name, n=order.id, days=days, reason=reason)
-        for admin in ctx.services.directory.people_in(community, ("community_admin",)):
+        for admin in community_admins(order.unit_id, ctx.services.directory):
             await notify(ctx, admin.openid, notice, order_id=order.id, reason="extend-request")
         return texts.EXTEND_ASKED
-    step(ctx, order, "extend", f"{days} 天：{reason}")
-    start = max(order.resolve_due or ctx.now, ctx.now)
-    order.resolve_due = start + timedelta(days=days)
+    step(ctx, order, "extend", f"{days} 天：{reason}", days=days)
     notice = texts.EXTEND_NOTICE.format(n=order.id, days=days, reason=reason)
     await notify_residents(ctx, order, notice, reason="extend")
     if order.assignee_openid != ctx.speaker.openid:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from handlers.context import Context
 from handlers.directory import StaffInfo
+from handlers.workflow import DISPATCH_ROLES
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,7 @@ async def find_target(ctx: Context, text: str, scope: str | None) -> Target | st
         and directory.contains(scope, unit.id)
     ]
     if len(grids) == 1:
-        leaders = directory.people_in(grids[0], ("grid_leader", "grid_member"))
+        leaders = directory.people_in(grids[0], DISPATCH_ROLES)
         if not leaders:
             return f"{directory.unit_name(grids[0])}还没有网格长，请改派给具体的人。"
         return Target(grids[0], leaders[0], f"{directory.unit_name(grids[0])}（{leaders[0].name}）")

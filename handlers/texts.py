@@ -120,7 +120,7 @@ URGENT_KEPT = "好的。紧急工单 #{n} 已记录，社区会电话联系您�
 def accepted_reply(n: int, category: str, branch: str, within: str, urgent: bool) -> str:
     return (
         f"已受理，工单号 #{n}（{category}）。\n"
-        f"由{branch}处理，{'已加急，' if urgent else ''}预计 {within} 内响应。\n"
+        f"由{branch}处理，{'已加急，' if urgent else ''}预计 {within}内响应。\n"
         "回复“查询”可看进度。"
     )
 
@@ -238,8 +238,10 @@ TIMER_LIST_MAX = 8  # orders listed in one summary; the rest are counted ("等 N
 
 
 def timer_span(seconds: float) -> str:
-    """A readable length of time, rounded down: 45 分钟, 3 小时, 2 天."""
+    """A readable length of time, rounded down: 20 秒, 45 分钟, 3 小时, 2 天."""
     seconds = max(0, int(seconds))
+    if seconds < 60:
+        return f"{seconds} 秒"
     if seconds < 3600:
         return f"{max(1, seconds // 60)} 分钟"
     if seconds < 2 * 86400:
@@ -251,7 +253,7 @@ def timer_status(verb: str, seconds_to_due: float) -> str:
     """Where an order stands against its deadline: 距接单时限还剩 1 小时 / 已到… / 超时未接单 2 小时."""
     if seconds_to_due > 0:
         return f"距{verb}时限还剩 {timer_span(seconds_to_due)}"
-    if -seconds_to_due < 60:
+    if -seconds_to_due < 5:  # the deadline's own step, taken on time
         return f"已到{verb}时限"
     return f"超时未{verb} {timer_span(-seconds_to_due)}"
 
@@ -265,13 +267,18 @@ def timer_hint(verb: str, n: int) -> str:
     return f"请尽快派单，回复“状态 {n}”查看。"
 
 
-def timer_remind(n: int, category: str, status: str, words: str, hint: str) -> str:
-    return f"【工单提醒】工单 #{n}（{category}）{status}。\n问题：{words}\n{hint}"
+def timer_remind(n: int, category: str, status: str, deadline: str, words: str, hint: str) -> str:
+    """To whoever must act: where the order stands and its deadline (时限 今天 15:35)."""
+    return f"【工单提醒】工单 #{n}（{category}）{status}（时限 {deadline}）。\n问题：{words}\n{hint}"
 
 
-def timer_escalate(n: int, category: str, grid: str, status: str, who: str, words: str) -> str:
+def timer_escalate(
+    n: int, category: str, grid: str, status: str, deadline: str, who: str, below: list[str], words: str
+) -> str:
+    """To a level above: what was missed and since when, who holds it, and who was told before them."""
+    told = f"已提醒{below[0]}" + "".join(f"、{b}" for b in below[1:]) + "。" if below else ""
     return (
-        f"【超时督办】工单 #{n}（{category}，{grid}）{status}，承办：{who}。\n"
+        f"【超时督办】工单 #{n}（{category}，{grid}）{status}（时限 {deadline}），承办：{who}。{told}\n"
         f"问题：{words}\n请督促办理，回复“状态 {n}”查看。"
     )
 

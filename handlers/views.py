@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from handlers.directory import Directory, StaffInfo
 from handlers.rates import CHINA
-from handlers.workflow import STATE_NAMES
+from handlers.texts import timer_span
+from handlers.workflow import STATE_NAMES, deadline_of
 from storage.models import WorkOrder, WorkOrderEvent
 
 _SHORT = 16
@@ -18,6 +19,28 @@ def local_time(moment: datetime | None) -> str:
         return "—"
     local = moment.astimezone(CHINA)
     return f"{local.month}月{local.day}日 {local:%H:%M}"
+
+
+def when(moment: datetime, now: datetime) -> str:
+    """今天 15:35, 明天 09:00, 昨天 18:00, 12月5日 18:00 (another year: 2027年1月3日 09:00), in China time."""
+    local, today = moment.astimezone(CHINA), now.astimezone(CHINA).date()
+    words = {today: "今天", today + timedelta(days=1): "明天", today - timedelta(days=1): "昨天"}
+    day = words.get(local.date())
+    if day is None:
+        day = f"{local.month}月{local.day}日"
+        if local.year != today.year:
+            day = f"{local.year}年{day}"
+    return f"{day} {local:%H:%M}"
+
+
+def due_note(order: WorkOrder, now: datetime) -> str:
+    """（今天 15:35 前） for an order's current deadline; （超时 2 小时，应于今天 15:35 前） once it passed."""
+    due = deadline_of(order)
+    if due is None:
+        return ""
+    if due < now:
+        return f"（超时 {timer_span((now - due).total_seconds())}，应于{when(due, now)} 前）"
+    return f"（{when(due, now)} 前）"
 
 
 def short(text: str, limit: int = _SHORT) -> str:
@@ -32,9 +55,12 @@ def place_label(order: WorkOrder, directory: Directory) -> str:
     return directory.unit_name(order.unit_id)
 
 
-def order_line(order: WorkOrder) -> str:
+def order_line(order: WorkOrder, now: datetime | None = None) -> str:
+    """#12 【急】设施维修 待接单：楼道灯坏了; with `now`, its deadline after it."""
     urgent = "【急】" if order.urgent else ""
-    return f"#{order.id} {urgent}{order.category} {STATE_NAMES.get(order.state, order.state)}：{short(order.text)}"
+    state = STATE_NAMES.get(order.state, order.state)
+    line = f"#{order.id} {urgent}{order.category} {state}：{short(order.text)}"
+    return line + due_note(order, now) if now is not None else line
 
 
 def order_card(

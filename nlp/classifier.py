@@ -39,6 +39,9 @@ from nlp.urgency import COMMON_KEYS, Urgency, UrgencyDetector, normalised_sectio
 from nlp.vocabulary import Vocabulary
 
 __all__ = [
+    "COMMUNITY",
+    "DEPARTMENT",
+    "GRID",
     "RESPONDERS",
     "Classification",
     "Classifier",
@@ -53,7 +56,10 @@ __all__ = [
     "validate_rules",
 ]
 
-RESPONDERS = ("grid", "department", "community")
+# Who handles a label's orders by default: the grid, a department (物业服务 → the property company), or the
+# community (违章搭建, 邻里纠纷 mediation). handlers/dispatch.py acts on these.
+GRID, DEPARTMENT, COMMUNITY = "grid", "department", "community"
+RESPONDERS = (GRID, DEPARTMENT, COMMUNITY)
 _DURATION = re.compile(r"^\d+[smhd]$")
 _LABEL_KEYS = {"responder", "accept", "resolve", "bias", "keywords", "combos"}
 _SETTINGS_KEYS = {"fallback", "min_score", "temperature", "lead_weight", "longest_only"}
@@ -173,7 +179,7 @@ def validate_rules(data: Mapping[str, Any], where: str = "rules") -> None:
         bad = set(rule) - _LABEL_KEYS
         if bad:
             raise RulesError(f"{ctx}: unknown key {sorted(bad)[0]!r}")
-        responder = rule.get("responder", "grid")
+        responder = rule.get("responder", GRID)
         if responder not in RESPONDERS:
             raise RulesError(f"{ctx}: responder must be one of {', '.join(RESPONDERS)}, not {responder!r}")
         for key in ("accept", "resolve"):
@@ -355,7 +361,7 @@ class Classifier:
         for name, table in label_tables.items():
             self._rules[name] = Rule(
                 label=name,
-                responder=table.get("responder", "grid"),
+                responder=table.get("responder", GRID),
                 accept=table.get("accept"),
                 resolve=table.get("resolve"),
                 keywords={str(k): float(v) for k, v in table.get("keywords", {}).items()},

@@ -15,7 +15,7 @@ from sqlalchemy import ColumnElement, Select, and_, case, func, literal, or_, se
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import InboundMessage, MediaFile, OutboxMessage, WorkOrder
-from storage.orders import overdue_condition
+from storage.orders import Deadlines, open_states_of, overdue_condition
 
 __all__ = [
     "OrderFilter",
@@ -47,6 +47,7 @@ class OrderFilter:
     created_before: datetime | None = None  # exclusive
     text: str = ""
     now: datetime | None = None  # for `overdue`
+    deadlines: Deadlines | None = None  # for `overdue`: the deadline column each open state runs against
 
     def conditions(self, scope: Collection[str]) -> list[ColumnElement[bool]]:
         grids = [g for g in self.grids if g in scope] if self.grids else sorted(scope)
@@ -57,8 +58,8 @@ class OrderFilter:
             found.append(WorkOrder.category.in_(self.categories))
         if self.urgent:
             found.append(WorkOrder.urgent.is_(True))
-        if self.overdue and self.now is not None:
-            found.append(overdue_condition(self.now))
+        if self.overdue and self.now is not None and self.deadlines is not None:
+            found.append(overdue_condition(self.now, self.deadlines))
         if self.created_from is not None:
             found.append(WorkOrder.created_at >= self.created_from)
         if self.created_before is not None:
@@ -142,10 +143,12 @@ class OpenCounts:
 
 
 async def open_counts(
-    session: AsyncSession, scope: Collection[str], open_states: Collection[str], now: datetime
+    session: AsyncSession, scope: Collection[str], deadlines: Deadlines, now: datetime
 ) -> OpenCounts:
-    """Open orders in `scope`, how many of them are overdue, and how many urgent. One query."""
-    late = overdue_condition(now)
+    """Open orders in `scope` (in the states of `deadlines`), how many of them are overdue, and how many
+    urgent. One query."""
+    late = overdue_condition(now, deadlines)
+    open_states = open_states_of(deadlines)
     row = (
         await session.execute(
             select(
@@ -159,10 +162,11 @@ async def open_counts(
 
 
 async def open_by_grid(
-    session: AsyncSession, scope: Collection[str], open_states: Collection[str], now: datetime
+    session: AsyncSession, scope: Collection[str], deadlines: Deadlines, now: datetime
 ) -> dict[str, tuple[int, int]]:
     """grid → (open orders, of which overdue), for the grids of `scope` that have any."""
-    late = _how_many(overdue_condition(now))
+    late = _how_many(overdue_condition(now, deadlines))
+    open_states = open_states_of(deadlines)
     rows = await session.execute(
         select(WorkOrder.unit_id, func.count(), late)
         .where(WorkOrder.unit_id.in_(sorted(scope)), WorkOrder.state.in_(sorted(open_states)))

@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, false, or_, select, true, update
+from sqlalchemy import ColumnElement, and_, case, false, func, or_, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import WorkOrder
 
-__all__ = ["DUE_FIELDS", "LimitRule", "advance", "due_orders", "step_time"]
+__all__ = ["DUE_FIELDS", "LimitRule", "advance", "deadline_column", "due_orders", "earliest", "step_time"]
 
 DUE_FIELDS = frozenset({"accept_due", "resolve_due", "rate_due"})
 
@@ -44,7 +44,7 @@ def step_time(due: datetime, seconds: int, offset: float) -> datetime:
     return due + timedelta(seconds=offset * seconds)
 
 
-def _column(due_field: str) -> Any:
+def deadline_column(due_field: str) -> Any:
     if due_field not in DUE_FIELDS:
         raise ValueError(f"not a deadline column: {due_field!r}")
     return getattr(WorkOrder, due_field)
@@ -76,7 +76,7 @@ async def due_orders(
     An order whose steps are all done (`timer_step >= len(offsets)`) or that has no deadline is never
     returned. At most `limit` rows.
     """
-    column = _column(due_field)
+    column = deadline_column(due_field)
     per_rule = []
     for rule in rules:
         steps = [
@@ -100,6 +100,32 @@ async def due_orders(
     return list((await session.scalars(stmt)).all())
 
 
+@dataclass(frozen=True)
+class Earliest:
+    """The earliest deadline among the orders of one urgency and category at one timer step."""
+
+    urgent: bool
+    category: str
+    timer_step: int
+    due: datetime
+
+
+async def earliest(
+    session: AsyncSession, *, states: Sequence[str], due_field: str, steps: int
+) -> list[Earliest]:
+    """For the orders in `states` with a deadline and fewer than `steps` timer steps taken: the earliest
+    deadline per (urgency, category, timer step). The caller turns each into the moment its next step
+    falls; one query, a few rows (categories × steps), however many orders are open."""
+    column = deadline_column(due_field)
+    stmt = (
+        select(WorkOrder.urgent, WorkOrder.category, WorkOrder.timer_step, func.min(column))
+        .where(WorkOrder.state.in_(tuple(states)), column.is_not(None), WorkOrder.timer_step < steps)
+        .group_by(WorkOrder.urgent, WorkOrder.category, WorkOrder.timer_step)
+    )
+    rows = (await session.execute(stmt)).all()
+    return [Earliest(bool(urgent), category, step, due) for urgent, category, step, due in rows if due]
+
+
 async def advance(
     session: AsyncSession,
     order_id: int,
@@ -109,19 +135,20 @@ async def advance(
     due_field: str,
     due: datetime,
     values: dict[str, Any],
-    escalations: int = 0,
+    escalation: int = 0,
 ) -> bool:
-    """Write `values` (and add `escalations` to `escalation_level`) if the order is still where it was
-    read: same state, same deadline, same timer step. False when anyone moved it on meanwhile (another
+    """Write `values` (and raise `escalation_level` to `escalation`, never lowering it) if the order is
+    still where it was read: same state, same deadline, same timer step. False when anyone moved it on meanwhile (another
     timer pass, or a person: 接单, 延期, 转派 …) — then the caller must not record or send anything.
 
     On PostgreSQL the row stays locked until the caller's transaction ends, so a racing pass waits and
     then finds the step already taken; SQLite serialises writers.
     """
-    column = _column(due_field)
+    column = deadline_column(due_field)
     changes: dict[str, Any] = dict(values)
-    if escalations:
-        changes["escalation_level"] = WorkOrder.escalation_level + escalations
+    if escalation:
+        level = WorkOrder.escalation_level
+        changes["escalation_level"] = case((level < escalation, escalation), else_=level)
     stmt = (
         update(WorkOrder)
         .where(

@@ -3,20 +3,21 @@ how long its oldest message has waited. One statement, on indexed columns."""
 
 from __future__ import annotations
 
-from collections.abc import Collection
 from datetime import datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import OutboxMessage, WorkOrder
-from storage.orders import overdue_condition
+from storage.orders import Deadlines, open_states_of, overdue_condition
 from storage.outbox import PENDING
 
 
-async def live_gauges(session: AsyncSession, open_states: Collection[str], now: datetime) -> dict[str, float]:
+async def live_gauges(session: AsyncSession, deadlines: Deadlines, now: datetime) -> dict[str, float]:
+    """The gauges; `deadlines` names the open states and the deadline each runs against."""
+    open_states = open_states_of(deadlines)
     open_orders = select(func.count()).select_from(WorkOrder).where(WorkOrder.state.in_(sorted(open_states)))
-    overdue = select(func.count()).select_from(WorkOrder).where(overdue_condition(now))
+    overdue = select(func.count()).select_from(WorkOrder).where(overdue_condition(now, deadlines))
     pending = OutboxMessage.status == PENDING
     backlog = select(func.count()).select_from(OutboxMessage).where(pending)
     oldest = select(func.min(OutboxMessage.created_at)).where(pending)

@@ -2,16 +2,37 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, bindparam, func, insert, select, update
+from sqlalchemy import ColumnElement, bindparam, case, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.deadlines import deadline_column
 from storage.models import InboundMessage, OrderFollower, WorkOrder, WorkOrderEvent
 
-OPEN = ("new", "assigned", "accepted", "reopened")
+# The callers name the states (handlers/workflow.py is the one place that says which are open) and,
+# for the lists sorted by deadline, which deadline column each state runs against:
+# {"accept_due": ("new", "assigned", "returned"), "resolve_due": ("accepted", "reopened")}.
+Deadlines = Mapping[str, Sequence[str]]
+
+
+def _deadline(deadlines: Deadlines) -> ColumnElement[Any]:
+    """The deadline an order runs against in its state (NULL in any other state)."""
+    return case(
+        *(
+            (WorkOrder.state.in_(tuple(states)), deadline_column(column))
+            for column, states in deadlines.items()
+        ),
+        else_=None,
+    )
+
+
+def open_states_of(deadlines: Deadlines) -> tuple[str, ...]:
+    """The states `deadlines` names (the open ones)."""
+    return tuple(state for states in deadlines.values() for state in states)
 
 
 async def get_order(session: AsyncSession, order_id: int, *, for_update: bool = False) -> WorkOrder | None:
@@ -34,20 +55,36 @@ async def orders_of_resident(session: AsyncSession, openid: str, *, limit: int =
 
 
 async def open_orders_for(
-    session: AsyncSession, openid: str, grid: str | None, *, limit: int = 10
-) -> list[WorkOrder]:
-    """Open orders assigned to this person, or unassigned ones of their grid."""
+    session: AsyncSession, openid: str, grid: str | None, deadlines: Deadlines, *, limit: int = 10
+) -> tuple[list[WorkOrder], int]:
+    """Orders in the states of `deadlines` assigned to this person, or unassigned ones of their grid:
+    urgent first, then by deadline (soonest first); and how many there are in all."""
     condition = WorkOrder.assignee_openid == openid
     if grid:
         condition = condition | ((WorkOrder.unit_id == grid) & WorkOrder.assignee_openid.is_(None))
-    stmt = select(WorkOrder).where(WorkOrder.state.in_(OPEN), condition).order_by(WorkOrder.id).limit(limit)
-    return list((await session.scalars(stmt)).all())
-
-
-async def recent_open_order(session: AsyncSession, openid: str, since: datetime) -> WorkOrder | None:
+    condition = WorkOrder.state.in_(open_states_of(deadlines)) & condition
+    due = _deadline(deadlines)
+    total = await session.scalar(select(func.count()).select_from(WorkOrder).where(condition))
     stmt = (
         select(WorkOrder)
-        .where(WorkOrder.resident_openid == openid, WorkOrder.created_at >= since, WorkOrder.state.in_(OPEN))
+        .where(condition)
+        .order_by(WorkOrder.urgent.desc(), due.is_(None), due, WorkOrder.id)
+        .limit(limit)
+    )
+    return list((await session.scalars(stmt)).all()), int(total or 0)
+
+
+async def recent_open_order(
+    session: AsyncSession, openid: str, since: datetime, states: Collection[str]
+) -> WorkOrder | None:
+    """The newest order this resident opened since `since` that is still in one of `states`."""
+    stmt = (
+        select(WorkOrder)
+        .where(
+            WorkOrder.resident_openid == openid,
+            WorkOrder.created_at >= since,
+            WorkOrder.state.in_(tuple(states)),
+        )
         .order_by(WorkOrder.id.desc())
         .limit(1)
     )
@@ -73,24 +110,23 @@ async def orders_in(
     return list(rows.all()), int(total or 0)
 
 
-def overdue_condition(now: datetime) -> ColumnElement[bool]:
-    """Where an order is open and past the deadline of its current phase at `now`."""
-    waiting = WorkOrder.state.in_(("new", "assigned", "returned")) & (WorkOrder.accept_due < now)
-    working = WorkOrder.state.in_(("accepted", "reopened")) & (WorkOrder.resolve_due < now)
-    return waiting | working
+def overdue_condition(now: datetime, deadlines: Deadlines) -> ColumnElement[bool]:
+    """Where an order is in one of the states of `deadlines` and past the deadline of its state."""
+    return WorkOrder.state.in_(open_states_of(deadlines)) & (_deadline(deadlines) < now)
 
 
 async def overdue_in(
-    session: AsyncSession, grids: list[str], now: datetime, *, limit: int = 10
-) -> list[WorkOrder]:
-    """Open orders of these grids past the deadline of their current phase, most overdue first."""
+    session: AsyncSession, grids: list[str], now: datetime, deadlines: Deadlines, *, limit: int = 10
+) -> tuple[list[WorkOrder], int]:
+    """Orders of these grids in the states of `deadlines` that are past the deadline of their state:
+    urgent first, then the most overdue; and how many there are in all."""
+    due = _deadline(deadlines)
+    condition = WorkOrder.unit_id.in_(grids) & overdue_condition(now, deadlines)
+    total = await session.scalar(select(func.count()).select_from(WorkOrder).where(condition))
     stmt = (
-        select(WorkOrder)
-        .where(WorkOrder.unit_id.in_(grids), overdue_condition(now))
-        .order_by(func.coalesce(WorkOrder.resolve_due, WorkOrder.accept_due))
-        .limit(limit)
+        select(WorkOrder).where(condition).order_by(WorkOrder.urgent.desc(), due, WorkOrder.id).limit(limit)
     )
-    return list((await session.scalars(stmt)).all())
+    return list((await session.scalars(stmt)).all()), int(total or 0)
 
 
 async def followers_of(session: AsyncSession, order_id: int) -> list[str]:
@@ -158,10 +194,16 @@ class OrderSketch:
     place_detail: str | None
 
 
-async def insert_order(session: AsyncSession, values: dict[str, Any], events: list[dict[str, Any]]) -> int:
-    """Write a new order and its first events; its number."""
+_EVENT_COLUMNS = ("kind", "actor", "text", "from_state", "to_state", "at")
+
+
+async def insert_order(
+    session: AsyncSession, values: dict[str, Any], events: Sequence[WorkOrderEvent]
+) -> int:
+    """Write a new order and its first events (not added to the session); its number."""
     order_id = int((await session.execute(_INSERT_ORDER, values)).scalar_one())
-    await session.execute(_INSERT_EVENT, [{**event, "order_id": order_id} for event in events])
+    rows = [{**{c: getattr(e, c) for c in _EVENT_COLUMNS}, "order_id": order_id} for e in events]
+    await session.execute(_INSERT_EVENT, rows)
     return order_id
 
 

@@ -39,9 +39,12 @@ class OrderRow:
     events: tuple[EventRow, ...] = ()
 
 
-def _relevant(unit_ids: Collection[str], start: datetime, cutoff: datetime) -> ColumnElement[bool]:
-    """Orders of these units that can count in [start, cutoff): received, due, rated, accepted or
-    resolved in it, or still open at the cut-off (for the overdue count)."""
+def _relevant(
+    unit_ids: Collection[str], start: datetime, cutoff: datetime, end: datetime
+) -> ColumnElement[bool]:
+    """Orders of these units that can count in [start, cutoff): received, due (or due later in the
+    period, [cutoff, end)), rated, accepted or resolved in it, or still open at the cut-off (for the
+    overdue count)."""
     in_window = WorkOrderEvent.at >= start, WorkOrderEvent.at < cutoff
     acted = select(WorkOrderEvent.order_id).where(
         WorkOrderEvent.kind.in_(("accept", "claim", "resolve", "rate", "reopen")), *in_window
@@ -50,8 +53,8 @@ def _relevant(unit_ids: Collection[str], start: datetime, cutoff: datetime) -> C
         WorkOrder.unit_id.in_(sorted(unit_ids)),
         or_(
             and_(WorkOrder.created_at >= start, WorkOrder.created_at < cutoff),
-            and_(WorkOrder.accept_due >= start, WorkOrder.accept_due < cutoff),
-            and_(WorkOrder.resolve_due >= start, WorkOrder.resolve_due < cutoff),
+            and_(WorkOrder.accept_due >= start, WorkOrder.accept_due < end),
+            and_(WorkOrder.resolve_due >= start, WorkOrder.resolve_due < end),
             and_(
                 WorkOrder.created_at < cutoff,
                 or_(WorkOrder.closed_at.is_(None), WorkOrder.closed_at >= cutoff),
@@ -68,12 +71,13 @@ async def order_rows(
     cutoff: datetime,
     *,
     kinds: Collection[str] | None = None,
+    end: datetime | None = None,
 ) -> list[OrderRow]:
-    """The orders of `unit_ids` that matter for [start, cutoff), each with its events before `cutoff`
-    (only `kinds` when given), oldest first. Two queries."""
+    """The orders of `unit_ids` that matter for the period [start, end) as of `cutoff` (default: the
+    end), each with its events before `cutoff` (only `kinds` when given), oldest first. Two queries."""
     if not unit_ids or cutoff <= start:
         return []
-    condition = _relevant(unit_ids, start, cutoff)
+    condition = _relevant(unit_ids, start, cutoff, max(end or cutoff, cutoff))
     orders = (
         await session.execute(
             select(

@@ -146,6 +146,9 @@ def test_report_prints_text_and_csv(config: Path, capsys: pytest.CaptureFixture[
     )
     rows = list(csv.DictReader(io.StringIO(out)))
     assert code == 0 and [r["unit_id"] for r in rows][:2] == ["xiaotang", "xiaotang-1"]
+    for word in ("上月", "上周"):  # relative periods, as in chat
+        code, out, _ = run(capsys, "report", "--period", word, "-c", str(config))
+        assert code == 0 and out.startswith(f"三率统计 {word}（"), out
     code, _, err = run(capsys, "report", "--period", "2026-13", "-c", str(config))
     assert code == 2 and "2026-13" in err
     code, _, err = run(capsys, "report", "--unit", "atlantis", "-c", str(config))

@@ -24,7 +24,16 @@ def test_example_file_loads_with_the_token_from_the_environment() -> None:
     assert settings.sla.accept == 2 * 3600
     assert settings.sla.category == {"水电燃气": {"resolve": 24 * 3600}}
     assert settings.storage.redis_url == ""
+    assert settings.timers.max_sleep == 60
     assert settings.demo is False
+
+
+def test_timers_max_sleep_is_a_duration(tmp_path: Path) -> None:
+    path = write(tmp_path, '[wechat]\ntoken = "t"\n[timers]\nmax_sleep = "5m"\n')
+    assert load_settings(path, env={}).timers.max_sleep == 300
+    assert load_settings(path, env={"GRIDBOT_TIMERS_MAX_SLEEP": "20s"}).timers.max_sleep == 20
+    with pytest.raises(ConfigError, match=r"timers\.max_sleep"):
+        load_settings(write(tmp_path, '[wechat]\ntoken = "t"\n[timers]\nmax_sleep = "soon"\n'), env={})
 
 
 def test_no_file_means_the_embedded_demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -2,7 +2,7 @@
 
 The fixture: 城厢区 d > 龙桥街道 s > 筱塘社区 c > grids g1, g2, g3 (g3 has no orders), and 东圳社区 c2 > g4.
 Orders are written straight to the database at chosen China-time moments of 2026, moved through the real
-state machine (`handlers.workflow.apply`), with the deadlines stored as the handlers would store them.
+policy (`handlers.workflow.create` and `apply`), which sets their deadlines as the handlers would.
 The period is 2026-11 = [11-01 00:00, 12-01 00:00) Asia/Shanghai; the report runs on 12-10, so the
 cut-off is the end of November.
 """
@@ -43,9 +43,9 @@ from handlers.report import (
     report_rows,
     stats_reply,
 )
-from handlers.workflow import apply
+from handlers.workflow import Limits, apply, create
 from storage.db import session_factory
-from storage.models import WorkOrder, WorkOrderEvent
+from storage.models import WorkOrder
 from storage.org import apply_org, parse_org
 from storage.stats import EventRow, OrderRow
 
@@ -225,32 +225,36 @@ NOVEMBER = "2026-11"
 AFTER = t("12-10 12:00")  # the report runs well after November
 
 
+# The fixture's limits: accept 2 h (urgent 30 min), resolve 7 days (urgent too), rate 3 days.
+LIMITS = Limits(accept=7200, urgent_accept=1800, resolve=7 * 86400, urgent_resolve=7 * 86400, rate=3 * 86400)
+
+
 async def seed(engine: AsyncEngine) -> Directory:
-    """The org and the orders of the fixture, written through the real state machine."""
+    """The org and the orders of the fixture, written through the real policy (`workflow.create` and
+    `apply`, which set every deadline); the deadlines written in the fixture are checked against it."""
     async with session_factory(engine)() as session, session.begin():
         await apply_org(session, parse_org(tomllib.loads(ORG)))
         for spec in ORDERS:
-            created = t(spec.created)
             order = WorkOrder(
                 resident_openid=f"r-{spec.name}",
                 text=spec.name,
                 category="设施维修",
                 unit_id=spec.grid,
                 urgent=spec.urgent,
-                state="new",
-                created_at=created,
-                accept_due=t(spec.accept_due),
-                resolve_due=t(spec.resolve_due) if spec.resolve_due else None,
             )
+            created = create(order, actor="r", at=t(spec.created), limits=LIMITS)
             session.add(order)
             await session.flush()
-            session.add(
-                WorkOrderEvent(order_id=order.id, kind="create", actor="r", to_state="new", at=created)
-            )
+            created.order_id = order.id
+            session.add(created)
             for action, when, *text in spec.steps:
-                session.add(apply(order, action, actor="x", text=text[0] if text else "", at=t(when)))
-                if action in ("rate", "reopen"):
-                    order.rating = text[0]
+                event = apply(
+                    order, action, actor="x", text=text[0] if text else "", at=t(when), limits=LIMITS,
+                    assignee=f"o-{spec.grid}",
+                )  # fmt: skip
+                session.add(event)
+            due = (t(spec.accept_due), t(spec.resolve_due) if spec.resolve_due else None)
+            assert (order.accept_due, order.resolve_due) == due, spec.name
     async with session_factory(engine)() as session:
         return await Directory.load(session)
 
@@ -354,20 +358,21 @@ async def test_text_report(engine: AsyncEngine) -> None:
     lines = text.splitlines()
     assert lines[0] == "三率统计 2026-11：2026-11-01 00:00 至 2026-12-01 00:00（北京时间）"
     assert lines[2].startswith("综合分 = 响应30% + 解决35% + 满意35%")
+    assert lines[3].startswith("* 样本少：不足 5 单（满意率：5 个评价）")
     cells = {re.split(r"\s{2,}", line.strip())[0]: re.split(r"\s{2,}", line.strip()) for line in lines[3:]}
     assert cells["单位"] == ["单位", "受理", "派发", "响应率", "解决率", "满意率", "逾期", "均响应(时)",
                              "均办结(时)", "综合", "名次"]  # fmt: skip
     assert cells["筱塘社区第一网格"] == [
-        "筱塘社区第一网格", "7", "7", "40.0% 2/5", "40.0% 2/5", "75.0% 3/4", "2", "2.5", "72.7", "52.3", "2"
+        "筱塘社区第一网格", "7", "7", "40.0% 2/5", "40.0% 2/5", "75.0% 3/4*", "2", "2.5", "72.7", "52.3*", "2"
     ]  # fmt: skip
     assert cells["筱塘社区第二网格"][3:] == [
-        "75.0% 3/4",
-        "66.7% 2/3",
-        "50.0% 1/2",
+        "75.0% 3/4*",
+        "66.7% 2/3*",
+        "50.0% 1/2*",
         "2",
         "0.6",
         "25.9",
-        "63.3",
+        "63.3*",
         "1",
     ]
     assert cells["筱塘社区第三网格"][1:] == ["0", "0", "—", "—", "—", "0", "—", "—", "—", "—"]
@@ -384,7 +389,7 @@ async def test_text_report(engine: AsyncEngine) -> None:
         "1",
     ]
     # indentation shows the tree; every line fits a 120-column terminal
-    assert lines[5].startswith("  龙桥街道") and lines[7].startswith("      筱塘社区第一网格")
+    assert lines[6].startswith("  龙桥街道") and lines[8].startswith("      筱塘社区第一网格")
     assert max(len(line) + sum(1 for ch in line if ord(ch) > 0x2E80) for line in lines) <= 120
 
 
@@ -446,21 +451,21 @@ async def test_stats_reply(engine: AsyncEngine) -> None:
         [
             "筱塘社区 统计 · 本月（2026-11），截至 11-10 10:30",
             "受理 5 单，逾期 1 单",
-            "响应率 75.0% 3/4",
-            "解决率 100.0% 2/2",
+            "响应率 75.0% 3/4（样本少）",
+            "解决率 100.0% 2/2（样本少）",
             "满意率 80.0% 4/5",
-            "综合 85.5 分",
+            "综合 85.5 分（样本少）",
             "各网格：",
             "第一网格 受理3 响应50% 解决100% 满意75%",
             "第二网格 受理2 响应100% 解决— 满意100% 逾期1",
             "第三网格 无工单",
-            "回复“排名”看名次，“统计 今日/本周/本月”换时段。",
+            "回复“排名”看名次，“统计 本周/上月”等换时段。",
         ]
     )
     assert len(reply.encode()) <= REPLY_BYTES
     assert grid.splitlines()[0] == "筱塘社区第三网格 统计 · 今日（2026-11-10），截至 11-10 10:30"
     assert "响应率 —" in grid and "综合 — 分" in grid and "各" not in grid
-    assert grid.endswith("回复“统计 今日/本周/本月”换时段。")
+    assert grid.endswith("回复“统计 本周/上月”等换时段。")
     assert bad.startswith("统计时段请写")
 
 
@@ -475,23 +480,23 @@ async def test_ranking_reply(engine: AsyncEngine) -> None:
         [
             "筱塘社区 各网格排名 · 上月（2026-11）",
             "综合分 = 响应30% + 解决35% + 满意35%",
-            "1. 第二网格 63.3 分（响应75% 解决67% 满意50%）",
-            "2. 第一网格 52.3 分（响应40% 解决40% 满意75%）",
+            "1. 第二网格 63.3 分（响应75% 解决67% 满意50%，样本少）",
+            "2. 第一网格 52.3 分（响应40% 解决40% 满意75%，样本少）",
             "无数据：第三网格",
             "回复“统计 本月”看明细，“排名 上月”看上月。",
         ]
     )
     assert street.splitlines()[2:4] == [
-        "1. 东圳社区 100.0 分（响应100% 解决100% 满意100%）",
-        "2. 筱塘社区 57.5 分（响应56% 解决50% 满意67%）",
+        "1. 东圳社区 100.0 分（响应100% 解决100% 满意100%，样本少）",
+        "2. 筱塘社区 57.5 分（响应56% 解决50% 满意67%）",  # 9, 8 and 6: enough
     ]
     # a grid sees its siblings, itself marked
-    assert grid.splitlines()[3] == "2. 第一网格（本单位） 52.3 分（响应40% 解决40% 满意75%）"
+    assert grid.splitlines()[3] == "2. 第一网格（本单位） 52.3 分（响应40% 解决40% 满意75%，样本少）"
     # weights change the order: on 满意 alone g1 (75%) beats g2 (50%)
     assert weighted.splitlines()[1:4] == [
         "综合分 = 响应0% + 解决0% + 满意100%",
-        "1. 第一网格 75.0 分（响应40% 解决40% 满意75%）",
-        "2. 第二网格 50.0 分（响应75% 解决67% 满意50%）",
+        "1. 第一网格 75.0 分（响应40% 解决40% 满意75%，样本少）",
+        "2. 第二网格 50.0 分（响应75% 解决67% 满意50%，样本少）",
     ]
     for reply in (community, street, grid, weighted):
         assert len(reply.encode()) <= REPLY_BYTES
@@ -605,7 +610,7 @@ def test_cancel_before_the_deadline_is_no_response_but_after_it_is_a_late_one() 
 
 
 def test_the_response_answers_the_last_dispatch() -> None:
-    """A 转派 sets a new accept deadline (handlers/staff.py); the acceptance that counts is the first one
+    """A 转派 sets a new accept deadline (handlers/workflow.py); the acceptance that counts is the first one
     after it. Accepted by the first grid, transferred, never accepted by the second: late."""
     transferred = Build(
         [("assign", "11-02 09:00", "assigned", ""), ("accept", "11-02 10:00", "accepted", ""),
@@ -665,3 +670,90 @@ def test_a_community_is_the_sum_of_its_grids_and_outsiders_are_ignored() -> None
 def test_an_order_in_the_future_of_the_cutoff_counts_nowhere() -> None:
     assert order_facts(Build().row(), START, t("11-02 09:00")) == Counts()
     assert order_facts(Build().row(), t("12-01 00:00"), t("12-10 00:00")).overdue == 1  # still new, late
+
+
+# --- the middle of a month ----------------------------------------------------------------------
+
+
+def test_an_order_accepted_in_time_counts_at_once_and_one_not_yet_is_running() -> None:
+    assigned = [("assign", "11-02 09:00", "assigned", "")]
+    accepted = Build([*assigned, ("accept", "11-02 10:00", "accepted", "")], "11-09 10:00")
+    at = t("11-02 10:30")  # the accept deadline, 11:00, is still ahead
+    facts = order_facts(accepted.row(), START, at, END)
+    assert (facts.response_due, facts.responded, facts.response_running) == (1, 1, 0)
+    assert (facts.due, facts.resolve_running) == (0, 1)  # resolution waits for its deadline
+    waiting = order_facts(Build(assigned).row(), START, at, END)
+    assert (waiting.response_due, waiting.responded, waiting.response_running) == (0, 0, 1)
+    assert (waiting.due, waiting.resolve_running) == (0, 1)  # due when its acceptance is
+    # a late acceptance is judged once the deadline has passed, and then as late
+    late = Build([*assigned, ("accept", "11-02 12:00", "accepted", "")], "11-09 12:00").row()
+    assert order_facts(late, START, t("11-02 12:30"), END).responded == 0
+    cancelled = Build([*assigned, ("cancel", "11-02 10:00", "cancelled", "")]).row()
+    assert order_facts(cancelled, START, at, END) == order_facts(cancelled, START, at)  # nothing running
+    # a month that is over has nothing running: everything is judged
+    assert order_facts(Build(assigned).row(), START, END).response_running == 0
+
+
+def test_a_resolved_order_waits_for_its_rating() -> None:
+    steps = [("claim", "11-02 09:10", "accepted", ""), ("resolve", "11-02 12:00", "resolved", "")]
+    facts = order_facts(Build(steps, "11-09 09:10").row(), START, t("11-03 09:00"), END)
+    assert (facts.rated, facts.awaiting_rating, facts.resolve_running) == (0, 1, 1)
+
+
+async def test_early_in_the_month_the_rates_say_what_is_still_running(engine: AsyncEngine) -> None:
+    """`统计 本月` on 11-02 10:30. O1 was accepted at 10:00, before its 11:00 deadline: responded, at once
+    (1/1, 样本少). O1 and O5 are resolved or being worked with deadlines later in November: 解决率 shows
+    2 still running. No rating yet; O5 (resolved 11-02 10:00) waits for one. O16 is overdue."""
+    directory = await seed(engine)
+    async with session_factory(engine)() as session:
+        reply = await stats_reply(session, directory, "c", "本月", t("11-02 10:30"))
+        now = t("11-02 10:30")
+        rows = await report_rows(session, directory, parse_period("本月", now), "c", now=now)
+        text = await render_report(session, directory, period="本月", unit_id="c", now=t("11-02 10:30"))
+    assert reply == "\n".join(
+        [
+            "筱塘社区 统计 · 本月（2026-11），截至 11-02 10:30",
+            "受理 1 单，逾期 1 单",
+            "响应率 100.0% 1/1（样本少）",
+            "解决率 2 单未到期",
+            "满意率 1 单待评价",
+            "综合 100.0 分（样本少）",
+            "各网格：",
+            "第一网格 受理1 响应100% 解决— 满意—",
+            "第二网格 受理0 响应— 解决— 满意— 逾期1",
+            "第三网格 无工单",
+            "回复“排名”看名次，“统计 本周/上月”等换时段。",
+        ]
+    )
+    c = rows[0].counts
+    assert (c.response_running, c.resolve_running, c.awaiting_rating) == (0, 2, 1)
+    assert rows[0].small_sample
+    line = next(line for line in text.splitlines() if line.startswith("筱塘社区 "))
+    assert "100.0% 1/1*" in line and "2 单未到期" in line and "1 单待评价" in line and "100.0*" in line
+
+
+def test_a_score_on_few_orders_is_marked_and_on_enough_it_is_not() -> None:
+    units = {"g1": UnitNode("g1", "一", "grid", None)}
+    steps = [("assign", "11-02 09:00", "assigned", ""), ("accept", "11-02 10:00", "accepted", "")]
+    one = Build(steps, "11-09 10:00").row()
+    few = build_rows(units, "g1", [replace(one, id=i) for i in range(4)], START, END)[0]
+    enough = build_rows(units, "g1", [replace(one, id=i) for i in range(5)], START, END)[0]
+    assert few.small_sample and not enough.small_sample  # 4 orders, then 5 (no ratings: left out)
+    assert (enough.counts.response_due, enough.counts.due, enough.counts.rated) == (5, 5, 0)
+    assert not build_rows(units, "g1", [], START, END)[0].small_sample  # no score at all: nothing to mark
+
+
+@pytest.mark.usefixtures("backend")
+async def test_last_month_and_last_week_in_chat(start: Any) -> None:
+    """`统计 上月`, `统計 上週` (traditional) and `排名 上月` answer, instead of the hint."""
+    _, wechat = await start()
+    for text, head in (
+        ("统计 上月", "筱塘社区 统计 · 上月（"),
+        ("統計 上週", "筱塘社区 统计 · 上周（"),
+        ("统计 上个月", "筱塘社区 统计 · 上月（"),
+        ("排名 上月", "筱塘社区 各网格排名 · 上月（"),
+        ("排名", "筱塘社区 各网格排名 · 本月（"),
+    ):
+        reply = (await wechat.say("oAdmin-xiaotang", text)).content or ""
+        assert reply.startswith(head), (text, reply)
+    assert "统计 上周" in ((await wechat.say("oAdmin-xiaotang", "统计 明年")).content or "")

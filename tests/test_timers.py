@@ -2,7 +2,7 @@
 
 Orders are made through the real chat flow of a running app; the timer passes are driven by hand with
 `run_once()` (and once through `run()`), and what they queue is read from the outbox and the fake
-WeChat API.
+WeChat API. `TestOnTime` runs the app's own timer loop on the real clock.
 """
 
 from __future__ import annotations
@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import re
 import sys
+import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -21,9 +22,10 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot import keys
-from bot.workers.timers import PHASES, TimerService, limit_rules, target_step
+from bot.config import Settings, TimerSettings
+from bot.workers.timers import TimerService, limit_rules
 from handlers.context import Services
-from handlers.workflow import Limits
+from handlers.workflow import ACCEPT, RATE, Limits
 from storage import deadlines
 from storage.db import session_factory
 from storage.models import OutboxMessage, WorkOrder, WorkOrderEvent
@@ -68,15 +70,15 @@ class World:
         return (await self.wechat.say(openid, text)).content or ""
 
 
-@pytest.fixture
-async def world(start: Start, engine: AsyncEngine) -> AsyncIterator[World]:
+async def open_world(
+    start: Start, engine: AsyncEngine, configure: Callable[[Settings], Settings] | None = None
+) -> World:
+    """A running app on a clock the test moves; its own timer loop is stopped: the test drives passes."""
     clock = Clock()
-    client, wechat = await start(clock=clock)
+    client, wechat = await start(clock=clock, configure=configure)
     app = client.server.app
-    running = getattr(keys, "TIMERS", None)  # the app's own timer loop, once wired: the test drives passes
-    if running is not None and running in app:
-        app[running].stop()
-    yield World(
+    await app[keys.TIMERS].halt()  # its first pass may be under way: let it end
+    return World(
         clock,
         wechat,
         app[keys.SESSIONS],
@@ -85,6 +87,16 @@ async def world(start: Start, engine: AsyncEngine) -> AsyncIterator[World]:
         app[keys.OUTBOX].wake,
         engine,
     )
+
+
+def limits_of(**sla: int) -> Callable[[Settings], Settings]:
+    """Settings with these `[sla]` limits (seconds)."""
+    return lambda settings: replace(settings, sla=replace(settings.sla, **sla))
+
+
+@pytest.fixture
+async def world(start: Start, engine: AsyncEngine) -> AsyncIterator[World]:
+    yield await open_world(start, engine)
 
 
 async def order_row(engine: AsyncEngine, number: int) -> WorkOrder:
@@ -269,13 +281,17 @@ class TestSteps:
         remind = (await timer_notices(world.engine))[-1]
         assert remind.recipient == ADMIN and "距派单时限还剩 1 小时" in remind.text
         assert f"状态 {n}" in remind.text
-        world.clock.advance(2 * HOUR)
-        await fire(world, 1)
-        escalated = (await timer_notices(world.engine))[-1]
+        world.clock.advance(2 * HOUR)  # the deadline's reminder and the first escalation, in one pass
+        await fire(world, 2)
+        reminded, escalated = (await timer_notices(world.engine))[-2:]
+        assert reminded.recipient == ADMIN and "超时未派单 1 小时" in reminded.text
         assert escalated.recipient == STREET and "承办：待派单" in escalated.text
+        assert "已提醒筱塘社区" in escalated.text
         world.clock.advance(HOUR)
         await fire(world, 1)
         assert (await timer_notices(world.engine))[-1].recipient == DISTRICT  # one level further up
+        row = await order_row(world.engine, n)
+        assert (row.timer_step, row.escalation_level) == (4, 3)  # the district is level 3
 
 
 @pytest.mark.usefixtures("backend")
@@ -283,22 +299,26 @@ class TestOnceOnly:
     async def test_a_restart_does_not_fire_again(self, world: World) -> None:
         n = await world.report(LAMP)
         world.clock.advance(3 * HOUR)
-        assert await world.timers().run_once() == 1
+        assert await world.timers().run_once() == 3
         for _ in range(3):  # new services over the same database: new processes after a restart
             assert await world.timers(MemoryState()).run_once() == 0
-        assert len(await timer_events(world.engine, n)) == 1
-        assert len(await timer_notices(world.engine)) == 1
+        assert len(await timer_events(world.engine, n)) == 3
+        assert len(await timer_notices(world.engine)) == 2  # the leader once, the community once
 
+    @pytest.mark.parametrize("jumps", [(1, 1, 1, 1, 1), (5,)], ids=["hourly", "after-downtime"])
     @pytest.mark.parametrize("shared_state", [True, False], ids=["shared-lease", "no-lease"])
-    async def test_concurrent_passes_take_each_step_once(self, world: World, shared_state: bool) -> None:
+    async def test_concurrent_passes_take_each_step_once(
+        self, world: World, shared_state: bool, jumps: tuple[int, ...]
+    ) -> None:
         """Two processes sharing the database and the state store; without the shared lease
-        (`no-lease`) the guarded step update alone must still keep every step single."""
+        (`no-lease`) the guarded step update alone must still keep every step single. Hourly, each pass
+        finds one step due; after a downtime, all four at once."""
         numbers = [await world.report(f"筱塘新村{i}号楼楼道灯坏了", f"oResident{i}") for i in range(1, 5)]
         first = world.timers()
         second = world.timers(None if shared_state else MemoryState())
         taken = 0
-        for _ in range(5):  # 1 h, 2 h, 3 h, 4 h, 5 h
-            world.clock.advance(HOUR)
+        for hours in jumps:
+            world.clock.advance(hours * HOUR)
             results = await asyncio.gather(*(s.run_once() for s in (first, second, first, second)))
             taken += sum(results)
         assert taken == 4 * len(numbers)
@@ -312,11 +332,63 @@ class TestOnceOnly:
             assert (await order_row(world.engine, n)).escalation_level == 2
         notices = await timer_notices(world.engine)
         assert len({m.send_key for m in notices}) == len(notices)
-        for person, times in ((LEADER, 2), (ADMIN, 1), (STREET, 1)):  # every order, once per step
+        reminders = 2 if len(jumps) > 1 else 1  # one notice tells of both reminders after a downtime
+        for person, times in ((LEADER, reminders), (ADMIN, 1), (STREET, 1)):  # every order, once per pass
             told = [
                 int(x) for m in notices if m.recipient == person for x in re.findall(r"#(\d+)[ （]", m.text)
             ]
             assert sorted(told) == sorted(numbers * times), person
+        if shared_state and len(jumps) == 1:  # one pass at a time: each person one message
+            assert sorted(m.recipient for m in notices) == sorted([LEADER, ADMIN, STREET])
+
+    @pytest.mark.parametrize(
+        ("sla", "passes"),
+        [
+            # 6-second limits, the first passes 30 s on: every step at once
+            ({"accept": 6}, [(30, [LEADER, ADMIN, STREET], ["remind", "remind", "escalate", "escalate"])]),
+            # default limits: the half-time reminder on time, then 2 hours down (1 h 30 to 3 h 30)
+            (
+                {},
+                [
+                    (HOUR, [LEADER], ["remind"]),
+                    (2.5 * HOUR, [ADMIN, LEADER], ["remind", "remind", "escalate"]),
+                ],
+            ),
+        ],
+        ids=["six-seconds", "two-hour-downtime"],
+    )
+    async def test_two_app_instances_race(
+        self,
+        start: Start,
+        engine: AsyncEngine,
+        fake_api: FakeServer,
+        sla: dict[str, int],
+        passes: list[tuple[float, list[str], list[str]]],
+    ) -> None:
+        """Two servers over the same database and state store; their timer services run passes at the
+        same moment. Every step once, every level it passes told once, each person one message."""
+        world = await open_world(start, engine, limits_of(**sla))
+        client, _ = await start(clock=world.clock, configure=limits_of(**sla))
+        other = client.server.app[keys.TIMERS]
+        await other.halt()
+        numbers = [await world.report(f"筱塘新村{i}号楼楼道灯坏了", f"oResident{i}") for i in range(1, 4)]
+        told, steps = 0, 0
+        for seconds, recipients, kinds in passes:
+            world.clock.advance(seconds)
+            results = await asyncio.gather(world.timers().run_once(), other.run_once(), other.run_once())
+            assert sum(results) == len(numbers) * (len(kinds) - steps)  # each step once, by one of them
+            steps = len(kinds)
+            notices = (await timer_notices(world.engine))[told:]
+            told += len(notices)
+            assert sorted(m.recipient for m in notices) == sorted(recipients)  # one message each
+            for n in numbers:
+                assert [k for k, _ in await timer_events(world.engine, n)] == kinds
+        notices = await timer_notices(world.engine)
+        assert len({m.send_key for m in notices}) == len(notices)
+        escalations = passes[-1][2].count("escalate")
+        for n in numbers:
+            assert (await order_row(world.engine, n)).escalation_level == escalations
+        await eventually(lambda: len(texts_to(fake_api, passes[-1][1][0])) >= 1)
 
     async def test_the_step_update_is_guarded_by_state_step_and_deadline(self, world: World) -> None:
         n = await world.report(LAMP)
@@ -334,13 +406,13 @@ class TestOnceOnly:
 
 @pytest.mark.usefixtures("backend")
 class TestCatchUp:
-    async def test_after_downtime_one_summary_per_person_and_straight_to_the_due_step(
+    async def test_after_downtime_every_step_is_taken_and_each_person_gets_one_summary(
         self, world: World, fake_api: FakeServer
     ) -> None:
         numbers = [await world.report(f"筱塘新村{i}号楼楼道灯坏了", f"oResident{i}") for i in range(1, 6)]
         await eventually(lambda: len(texts_to(fake_api, LEADER)) == 5)  # the five new orders
         world.clock.advance(2 * HOUR + 30 * MINUTE)  # the server was down past half time and the deadline
-        await fire(world, 5)
+        await fire(world, 5 * 2)  # both reminders of each order
         (summary,) = await timer_notices(world.engine)
         assert summary.recipient == LEADER and summary.order_id is None
         assert summary.text.startswith("您有 5 张工单需要处理：") and summary.text.endswith(
@@ -348,24 +420,92 @@ class TestCatchUp:
         )
         for n in numbers:
             assert f"#{n} 设施维修 超时未接单 30 分钟" in summary.text
-            assert await timer_events(world.engine, n) == [("remind", await only_text(world.engine, n))]
-            assert (await order_row(world.engine, n)).timer_step == 2  # no replay of the half-time reminder
+            events = await timer_events(world.engine, n)
+            assert [kind for kind, _ in events] == ["remind", "remind"]  # the half-time one is recorded too
+            assert (
+                "（应于" in events[0][1] and "（应于" in events[1][1]
+            )  # both taken late: when they were due
+            assert (await order_row(world.engine, n)).timer_step == 2
         await eventually(lambda: len(texts_to(fake_api, LEADER)) == 6)
         assert texts_to(fake_api, LEADER)[-1] == summary.text
 
-        world.clock.advance(10 * HOUR)  # down again, past both escalations: straight to the street
-        await fire(world, 5)
-        (to_street,) = (await timer_notices(world.engine))[1:]
-        assert to_street.recipient == STREET and to_street.text.startswith("有 5 张工单超时，请督促办理：")
+        world.clock.advance(10 * HOUR)  # down again, past both escalations: the community, then the street
+        await fire(world, 5 * 2)
+        to_community, to_street = sorted((await timer_notices(world.engine))[1:], key=lambda m: m.recipient)
+        assert (to_community.recipient, to_street.recipient) == (ADMIN, STREET)
+        for message in (to_community, to_street):
+            assert message.text.startswith("有 5 张工单超时，请督促办理：")
         for n in numbers:
             row = await order_row(world.engine, n)
             assert (row.timer_step, row.escalation_level) == (4, 2)
-            assert [k for k, _ in await timer_events(world.engine, n)] == ["remind", "escalate"]
+            kinds = [k for k, _ in await timer_events(world.engine, n)]
+            assert kinds == ["remind", "remind", "escalate", "escalate"]
+
+    async def test_a_two_hour_downtime_tells_each_level_it_passed_once(self, world: World) -> None:
+        """Down from 1 h 30 to 3 h 30 after the report: the deadline's reminder (2 h) and the community's
+        escalation (3 h) were both missed; the pass after the restart takes both."""
+        n = await world.report(LAMP)
+        world.clock.advance(HOUR)
+        await fire(world, 1)  # the half-time reminder, on time
+        world.clock.advance(2.5 * HOUR)
+        await fire(world, 2)
+        notices = (await timer_notices(world.engine))[1:]
+        assert [m.recipient for m in notices] == [ADMIN, LEADER]  # one each (sorted by openid)
+        admin, leader = notices
+        assert "超时未接单 1 小时" in leader.text and "时限 " in leader.text and f"接单 {n}" in leader.text
+        assert (
+            "【超时督办】" in admin.text
+            and "超时未接单 1 小时" in admin.text
+            and "已提醒承办人" in admin.text
+        )
+        events = await timer_events(world.engine, n)
+        assert [k for k, _ in events] == ["remind", "remind", "escalate"]
+        assert "提醒吴永福" in events[1][1] and "上报筱塘社区" in events[2][1]
+        row = await order_row(world.engine, n)
+        assert (row.timer_step, row.escalation_level) == (3, 1)
+
+    async def test_six_second_limits_and_a_30_second_pass_pass_over_no_level(
+        self, start: Start, engine: AsyncEngine
+    ) -> None:
+        """What the hidden lifecycle run found: with accept = 6s the first pass, 30 s on, found the order
+        overdue at every step. It must remind the leader, tell the community, then the street."""
+        world = await open_world(start, engine, limits_of(accept=6, resolve=6, rate=6))
+        n = await world.report(LAMP)
+        world.clock.advance(30)
+        await fire(world, 4)
+        notices = await timer_notices(world.engine)
+        assert sorted(m.recipient for m in notices) == sorted([LEADER, ADMIN, STREET])  # one message each
+        by = {m.recipient: m.text for m in notices}
+        assert by[LEADER].startswith(f"【工单提醒】工单 #{n}") and f"接单 {n}" in by[LEADER]
+        assert "超时督办" in by[ADMIN] and "已提醒承办人。" in by[ADMIN]
+        assert "超时督办" in by[STREET] and "已提醒承办人、筱塘社区。" in by[STREET]
+        for text in by.values():
+            assert "超时未接单 24 秒" in text and "时限 " in text  # what was missed, and since when
+        events = await timer_events(world.engine, n)
+        assert [k for k, _ in events] == ["remind", "remind", "escalate", "escalate"]
+        assert "提醒吴永福" in events[0][1] and "提醒吴永福" in events[1][1]
+        assert "上报筱塘社区" in events[2][1] and "上报龙桥街道" in events[3][1]
+        row = await order_row(world.engine, n)
+        assert (row.timer_step, row.escalation_level) == (4, 2)
+        assert "已上报督办：龙桥街道" in await world.say(ADMIN, f"状态 {n}")  # the highest level told
+
+        # Accepted: the resolve phase starts again, and again no level is passed over.
+        assert "已接单" in await world.say(LEADER, f"接单 {n}")
+        world.clock.advance(30)
+        await fire(world, 4)
+        assert len(await timer_notices(world.engine)) == 6
+        assert [k for k, _ in await timer_events(world.engine, n)][4:] == [
+            "remind",
+            "remind",
+            "escalate",
+            "escalate",
+        ]
+        assert (await order_row(world.engine, n)).escalation_level == 2  # the highest level told
 
     async def test_a_long_summary_lists_eight_and_stays_short(self, world: World) -> None:
         numbers = [await world.report(f"筱塘新村{i}号楼楼道灯坏了", f"oResident{i}") for i in range(1, 13)]
         world.clock.advance(2 * HOUR)
-        await fire(world, 12)
+        await fire(world, 12 * 2)
         (summary,) = await timer_notices(world.engine)
         lines = summary.text.split("\n")
         assert lines[0] == "您有 12 张工单需要处理：" and lines[-2] == "…等 12 张"
@@ -375,11 +515,6 @@ class TestCatchUp:
             and f"#{numbers[8]} " not in summary.text
         )
         assert len(summary.text.encode()) <= 600
-
-
-async def only_text(engine: AsyncEngine, number: int) -> str:
-    (event,) = await timer_events(engine, number)
-    return event[1]
 
 
 @pytest.mark.usefixtures("backend")
@@ -401,7 +536,7 @@ class TestLoop:
             world.state,
             world.services,
             clock=world.clock,
-            interval=0.01,
+            max_sleep=0.01,
         )
         world.clock.advance(HOUR)
         task = asyncio.create_task(timers.run())
@@ -426,20 +561,23 @@ class TestRules:
         assert (False, None, 7 * DAY) in rules and (True, None, 2 * HOUR) in rules
         clock = Clock()
         due = clock.dt()
-        accept = PHASES[0]
         at = [due + timedelta(seconds=s) for s in (-HOUR - 1, -HOUR, 0, HOUR, 2 * HOUR, 30 * DAY)]
-        assert [target_step(due, 2 * HOUR, accept.offsets, t) for t in at] == [0, 1, 2, 3, 4, 4]
-        assert [target_step(due, 3 * DAY, PHASES[2].offsets, t) for t in at] == [0, 0, 1, 1, 1, 1]
+        assert [len(ACCEPT.due_steps(due, 2 * HOUR, 0, t)) for t in at] == [0, 1, 2, 3, 4, 4]
+        assert [len(RATE.due_steps(due, 3 * DAY, 0, t)) for t in at] == [0, 0, 1, 1, 1, 1]
 
 
-async def test_two_processes_fire_each_step_once(world: World, backend: str, database_url: str) -> None:
-    """Two OS processes run a timer pass at the same moment over one PostgreSQL and one Redis."""
+@pytest.mark.parametrize("moments", [(1, 2, 3, 4), (5,)], ids=["hourly", "after-downtime"])
+async def test_two_processes_fire_each_step_once(
+    world: World, backend: str, database_url: str, moments: tuple[int, ...]
+) -> None:
+    """Two OS processes run a timer pass at the same moment over one PostgreSQL and one Redis: each
+    hour one more step due (remind, remind, escalate, escalate), or all four at once after a downtime."""
     if backend != "server":
         pytest.skip("several processes need PostgreSQL + Redis; the embedded backend is one process")
     numbers = [await world.report(f"筱塘新村{i}号楼楼道灯坏了", f"oResident{i}") for i in range(1, 4)]
     assert isinstance(world.state, RedisState)
     taken = 0
-    for hours in (1, 2, 3, 4):  # each hour one more step is due: remind, remind, escalate, escalate
+    for hours in moments:
         now = str(world.clock() + hours * HOUR)
         argv = [database_url, REDIS_URL, world.state.prefix, now]
         runs = [
@@ -461,3 +599,68 @@ async def test_two_processes_fire_each_step_once(world: World, backend: str, dat
         ]
     notices = await timer_notices(world.engine)
     assert len({m.send_key for m in notices}) == len(notices)
+    if len(moments) == 1:  # one pass at a time under the lease: each person one message
+        assert sorted(m.recipient for m in notices) == sorted([LEADER, ADMIN, STREET])
+
+
+@pytest.mark.usefixtures("backend")
+class TestOnTime:
+    async def test_rest_until_the_next_step_and_a_hint_of_an_earlier_one_wakes(self, world: World) -> None:
+        n = await world.report(LAMP)
+        timers = TimerService(world.sessions, world.state, world.services, clock=world.clock, max_sleep=600)
+        assert await timers.run_once() == 0
+        row = await order_row(world.engine, n)
+        assert row.accept_due is not None
+        assert timers.next_at == pytest.approx(row.accept_due.timestamp() - HOUR)  # its half-time reminder
+        assert timers.rest(0) == 600  # an hour away: the sleep is capped by max_sleep
+        assert not timers._wake.is_set()
+        timers.hint(world.clock.dt() + timedelta(seconds=900))  # after the planned wake-up: no wake
+        assert not timers._wake.is_set()
+        timers.hint(world.clock.dt() + timedelta(seconds=5))  # a new urgent order, say
+        assert timers._wake.is_set() and timers.rest(0) == pytest.approx(5, abs=0.01)
+        assert await timers.run_once() == 0  # the pass reads the hinted order itself: the hint is spent
+        timers.max_sleep = 2 * HOUR
+        assert timers.rest(0) == pytest.approx(HOUR, abs=0.01)  # until the next step, and no longer
+
+    async def test_steps_fire_within_two_seconds_and_an_earlier_deadline_wakes_the_timers(
+        self, start: Start, engine: AsyncEngine, fake_api: FakeServer
+    ) -> None:
+        """The app's own timer loops on the real clock, two servers on one database and state store.
+        A 1-hour order makes them plan a long sleep (max_sleep 300 s); then an urgent order with a
+        10-second limit arrives at the second server: its steps (5 s, 10 s) fire within 2 s, once."""
+        configure = lambda s: replace(  # noqa: E731
+            limits_of(accept=HOUR, urgent_accept=10)(s), timers=TimerSettings(max_sleep=300)
+        )
+        first, wechat = await start(clock=time.time, configure=configure)
+        second, other = await start(clock=time.time, configure=configure)
+        await wechat.say(RESIDENT, LAMP)
+        await asyncio.sleep(0.5)
+        reply = (await other.say("oResidentU", "筱塘新村5号楼有人持刀打架")).content or ""
+        n = int(re.search(r"工单号 #(\d+)", reply).group(1))  # type: ignore[union-attr]
+        row = await order_row(engine, n)
+        assert row.urgent and row.accept_due is not None
+        moments = [ACCEPT.step_time(row.accept_due, 10, i) for i in (1, 2)]
+        async with asyncio.timeout(20):
+            while len(await timer_events(engine, n)) < 2:  # noqa: ASYNC110 - the loops' side effect
+                await asyncio.sleep(0.05)
+        async with session_factory(engine)() as session:
+            events = list(
+                await session.scalars(
+                    select(WorkOrderEvent)
+                    .where(WorkOrderEvent.order_id == n, WorkOrderEvent.actor == "timer")
+                    .order_by(WorkOrderEvent.id)
+                )
+            )
+        late = [(event.at - moment).total_seconds() for event, moment in zip(events, moments, strict=True)]
+        assert all(0 <= seconds <= 2 for seconds in late), late
+        assert [e.kind for e in events] == ["remind", "remind"]
+        assert await timer_events(engine, 1) == []  # the 1-hour order has time left
+        lags = []
+        for client in (first, second):
+            body = await (await client.get("/metrics")).text()
+            lags += [
+                float(line.split()[-1])
+                for line in body.splitlines()
+                if line.startswith("gridbot_timer_lag_seconds ")
+            ]
+        assert lags and all(0 <= lag <= 2 for lag in lags)

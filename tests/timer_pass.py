@@ -1,5 +1,5 @@
 """One timer pass in a process of its own, for the two-process test: `python -m tests.timer_pass
-DATABASE_URL REDIS_URL PREFIX ORG_FILE NOW` prints how many steps it took."""
+DATABASE_URL REDIS_URL PREFIX NOW` prints how many steps it took."""
 
 from __future__ import annotations
 

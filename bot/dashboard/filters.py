@@ -10,7 +10,7 @@ from multidict import MultiMapping
 
 from handlers.directory import Directory
 from handlers.rates import CHINA
-from handlers.workflow import OPEN_STATES, STATE_NAMES
+from handlers.workflow import OPEN_DEADLINES, OPEN_STATES, STATE_NAMES
 from storage.dashboard import OrderFilter
 
 PAGE_SIZE = 50
@@ -72,5 +72,6 @@ def read_query(
         created_before=_midnight(end) + timedelta(days=1) if end else None,
         text=values["q"],
         now=now,
+        deadlines=OPEN_DEADLINES,
     )
     return Query(values, flt, page)

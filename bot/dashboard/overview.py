@@ -21,7 +21,7 @@ from bot.dashboard.auth import Admin
 from handlers.directory import Directory
 from handlers.rates import CHINA, Period, UnitRates, Weights, parse_period, ranked
 from handlers.report import report_rows
-from handlers.workflow import OPEN_STATES
+from handlers.workflow import OPEN_DEADLINES
 from storage import dashboard as queries
 
 log = logging.getLogger(__name__)
@@ -152,11 +152,11 @@ async def overview(
     first_day = today - timedelta(days=DAYS - 1)
     bounds = [bound for bound, _ in BUCKETS[:-1]]
     async with sessions() as session:
-        counts = await queries.open_counts(session, scope, OPEN_STATES, now)
+        counts = await queries.open_counts(session, scope, OPEN_DEADLINES, now)
         daily = await queries.daily_counts(session, scope, first_day)
         accept = await queries.duration_histogram(session, scope, first_day, "accepted_at", bounds)
         resolve = await queries.duration_histogram(session, scope, first_day, "resolved_at", bounds)
-        per_grid = await queries.open_by_grid(session, scope, OPEN_STATES, now)
+        per_grid = await queries.open_by_grid(session, scope, OPEN_DEADLINES, now)
         today_count = await queries.intake_since(session, scope, today)
         week_count = await queries.intake_since(session, scope, week)
     months, children = await rates_by_month(sessions, directory, admin, now, weights, cache)

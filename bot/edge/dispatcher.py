@@ -159,6 +159,7 @@ class Dispatcher:
         routes: Sequence[Route] = ROUTES,
         rate_limit: RateLimit = RateLimit(),
         on_queued: Callable[[], None] | None = None,
+        on_deadline: Callable[[datetime], None] | None = None,
     ) -> None:
         self.sessions = sessions
         self.state = state
@@ -167,6 +168,7 @@ class Dispatcher:
         self.routes = tuple(routes)
         self.rate_limit = rate_limit
         self.on_queued = on_queued
+        self.on_deadline = on_deadline
 
     async def feed(self, msg: Incoming, inbound_id: int) -> str | None:
         """Handle the stored message once; a copy handled meanwhile answers with the stored reply.
@@ -208,6 +210,8 @@ class Dispatcher:
             await mark_handled(session, inbound_id, reply or "", now, ctx.order_id)
         if ctx.queued and self.on_queued is not None:
             self.on_queued()
+        if ctx.next_step is not None and self.on_deadline is not None:
+            self.on_deadline(ctx.next_step)
         return reply
 
     def route(self, ctx: Context) -> Handler:

@@ -10,7 +10,7 @@ from aiohttp import web
 
 from bot import keys
 from bot.edge.wechat import MAX_BODY, Channel, EdgeError
-from handlers.workflow import OPEN_STATES
+from handlers.workflow import OPEN_DEADLINES
 from storage.db import ping
 from storage.gauges import live_gauges
 
@@ -93,7 +93,7 @@ async def metrics(request: web.Request) -> web.Response:
     now = datetime.fromtimestamp(request.app[keys.CLOCK](), UTC)
     try:
         async with request.app[keys.SESSIONS]() as session:
-            gauges = await live_gauges(session, OPEN_STATES, now)
+            gauges = await live_gauges(session, OPEN_DEADLINES, now)
     except Exception:  # the database may be down: the counters are still worth scraping
         log.exception("metrics: the gauges could not be read")
     text = request.app[keys.METRICS].render(gauges)

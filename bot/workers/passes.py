@@ -17,6 +17,7 @@ class PassLoop:
     def __init__(self) -> None:
         self._wake = asyncio.Event()
         self._stopping = False
+        self._task: asyncio.Task[None] | None = None
 
     def wake(self) -> None:
         self._wake.set()
@@ -25,6 +26,13 @@ class PassLoop:
         """Finish the work in hand, then leave `run()`."""
         self._stopping = True
         self._wake.set()
+
+    async def halt(self, within: float = 10.0) -> None:
+        """`stop()`, and wait up to `within` s until the pass in hand (if any) is over."""
+        self.stop()
+        if self._task is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._task), within)
 
     async def run_once(self) -> int:
         raise NotImplementedError
@@ -53,7 +61,7 @@ class PassLoop:
     async def running(self, stop_within: float) -> AsyncIterator[None]:
         """`run()` in a task while the block lasts; then stop, and wait up to `stop_within` s for the pass
         in hand to finish before cancelling it."""
-        task = asyncio.create_task(self.run(), name=self.name)
+        task = self._task = asyncio.create_task(self.run(), name=self.name)
         try:
             yield
         finally:
