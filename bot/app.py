@@ -60,7 +60,7 @@ def create_app(
 ) -> web.Application:
     """The whole server. `clock` and `state` are injectable for tests (a fixed clock, a prefixed Redis)."""
     if settings.demo:
-        settings = _demo_wechat(settings)
+        settings = demo_wechat(settings)
     app = web.Application(client_max_size=MAX_BODY)
     app[keys.SETTINGS] = settings
     app[keys.CLOCK] = clock
@@ -125,7 +125,8 @@ async def _freeze_heap(app: web.Application) -> None:
     gc.freeze()
 
 
-def _demo_wechat(settings: Settings) -> Settings:
+def demo_wechat(settings: Settings) -> Settings:
+    """The demo's WeChat settings: its own fake WeChat API, mounted on the demo server."""
     server = settings.server
     api_base = f"http://{server.host}:{server.port}{FAKE_PREFIX}"
     wechat = replace(settings.wechat, api_base=api_base, app_id=DEMO_APP_ID, app_secret=DEMO_APP_SECRET)

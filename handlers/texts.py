@@ -220,3 +220,25 @@ def timer_summary(lines: list[str], own: bool, oversee: bool) -> str:
     if len(lines) > len(shown):
         shown.append(f"…等 {len(lines)} 张")
     return "\n".join([head, *shown, tail])
+
+
+# --- reach: place codes (扫码报事), the menu, 双报到, hot spots, Open311 ---------------------------
+
+SCANNED_WELCOME = "欢迎关注社区网格服务号！\n"
+SCANNED = (
+    "您好，这里是{place}（由{branch}负责）。请描述遇到的问题，可以附照片，不用再写地址。\n"
+    "紧急情况请直接拨打 110 / 119 / 120。"
+)
+SCANNED_BY_STAFF = "这是{place}（{grid}）的报事码。居民扫码后直接描述问题，工单就会派到本网格。"
+HOW_TO_REPORT = (
+    "怎样报事：直接发文字或语音，说清问题和地点，例如“筱塘新村3号楼楼道灯坏了”，可以附照片或位置。\n"
+    "扫楼道里张贴的二维码报事，不用写地址。紧急情况请直接拨打 110 / 119 / 120。"
+)
+HOTLINES = (
+    "便民电话：\n"
+    "火警 119 · 报警 110 · 急救 120 · 交通事故 122\n"
+    "政务服务便民热线 12345\n"
+    "供电服务 95598\n"
+    "燃气、供水报修请拨打缴费单上的服务电话。\n"
+    "其他问题直接在这里告诉我们。"
+)

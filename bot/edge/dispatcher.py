@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from handlers import admin, conversation, intake, resident, staff, texts
+from handlers import admin, conversation, intake, resident, scan, staff, texts
 from handlers.commands import parse
 from handlers.context import Context, Services, Speaker
 from handlers.directory import Directory
@@ -98,8 +98,10 @@ class Route:
 
 ROUTES: tuple[Route, ...] = (
     Route(wecom_stranger, wecom_staff_only),  # the WeCom app never takes a report from a non-staff member
+    Route(scan.is_scan, scan.scanned),  # a place's code (扫码报事): bind there, ask what is wrong
     Route(event("subscribe"), conversation.welcome),
     Route(event("unsubscribe"), conversation.goodbye),
+    Route(scan.is_click, scan.click),  # a menu button
     Route(event(), conversation.ignore),
     Route(command("帮助"), conversation.help_text),
     # Commands written wrongly get their hint, but only from someone who may use them.
