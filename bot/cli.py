@@ -25,7 +25,7 @@ from bot.config import ConfigError, Settings, load_settings
 from bot.demo.chat import DEFAULT_URL, ChatError, run_chat
 from bot.tencent.wechat_api import Retryable, WeChatAPI, WeChatAPIError
 from bot.workers.org_watch import POLL_SECONDS
-from handlers.directory import Directory
+from handlers.directory import REGISTERED_NAME, Directory
 from handlers.report import render_report
 from nlp.classifier import Classifier
 from nlp.evaluate import (
@@ -41,8 +41,9 @@ from nlp.gate import Gate, Verdict
 from nlp.places import PlaceEntry, PlaceIndex
 from nlp.train import train, write_rules
 from storage.db import create_engine, current_revision, head_revision, session_factory, upgrade
-from storage.models import Person, Place, Unit
+from storage.models import Person, Place, Registration, Unit
 from storage.org import LEVEL_NAMES, ROLE_NAMES, OrgError, apply_org, load_org_file
+from storage.registrations import open_registrations
 from storage.state import open_state
 
 EXIT_ERROR = 2
@@ -274,12 +275,13 @@ async def _org_show(settings: Settings, args: argparse.Namespace) -> int:
             people = (
                 await session.scalars(select(Person).where(Person.active.is_(True)).order_by(Person.openid))
             ).all()
+            registrations = await open_registrations(session)
     finally:
         await engine.dispose()
     if not units:
         print("尚未导入组织。请运行 gridbot org import FILE")
         return 0
-    print(format_org(list(units), list(places), list(people)))
+    print(format_org(list(units), list(places), list(people), registrations))
     return 0
 
 
@@ -468,17 +470,26 @@ def _nlp_train(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def format_org(units: list[Unit], places: list[Place], people: list[Person]) -> str:
-    """The org as an indented tree: units with their branch, places (aliases) and people."""
+def format_org(
+    units: list[Unit], places: list[Place], people: list[Person], registrations: Sequence[Registration] = ()
+) -> str:
+    """The org as an indented tree: units with their branch, places (aliases) and people, each with its
+    source (the org file, or an approved 报到); then the 报到 still waiting for their community."""
     children: dict[str | None, list[Unit]] = {}
     for unit in units:
         children.setdefault(unit.parent_id, []).append(unit)
     places_of: dict[str, list[Place]] = {}
     for place in places:
         places_of.setdefault(place.unit_id, []).append(place)
-    people_of: dict[str, list[Person]] = {}
+    people_of: dict[str, list[str]] = {}
     for person in people:
-        people_of.setdefault(person.unit_id, []).append(person)
+        role = ROLE_NAMES.get(person.role, person.role)
+        people_of.setdefault(person.unit_id, []).append(f"{role}: {person.name} ({person.openid}) · 组织文件")
+    listed = {person.openid for person in people}
+    for r in registrations:
+        if r.status == "approved" and r.grid_id and r.openid not in listed:
+            role, name = ROLE_NAMES["party_member"], r.name or REGISTERED_NAME
+            people_of.setdefault(r.grid_id, []).append(f"{role}: {name} ({r.openid}) · 报到 #{r.id}")
     known = {unit.id for unit in units}
     lines: list[str] = []
 
@@ -490,14 +501,19 @@ def format_org(units: list[Unit], places: list[Place], people: list[Person]) -> 
             aliases = "、".join(a.alias for a in place.aliases)
             lines.append(f"{pad}  地点: {place.name}" + (f" (又称 {aliases})" if aliases else ""))
         for person in people_of.get(unit.id, []):
-            lines.append(
-                f"{pad}  {ROLE_NAMES.get(person.role, person.role)}: {person.name} ({person.openid})"
-            )
+            lines.append(f"{pad}  {person}")
         for child in children.get(unit.id, []):
             walk(child, depth + 1)
 
     for root in [u for u in units if u.parent_id is None or u.parent_id not in known]:
         walk(root, 0)
+    names = {unit.id: unit.name for unit in units}
+    waiting = [r for r in registrations if r.status == "pending"]
+    if waiting:
+        lines.append("待社区审核的报到:")
+    for r in waiting:
+        where = names.get(r.grid_id or r.community_id, r.grid_id or r.community_id)
+        lines.append(f"  #{r.id} {r.name or REGISTERED_NAME} ({r.openid}) → {where}")
     return "\n".join(lines)
 
 

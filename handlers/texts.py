@@ -16,6 +16,7 @@ HELP_RESIDENT = (
     "3. 催办 号 — 催一催\n"
     "4. 撤销 号 — 还没人接单时可撤销\n"
     "5. 绑定 地址 — 记住您住哪，以后不写地址也行\n"
+    "6. 在职党员到社区报到：报到 社区名 网格 姓名\n"
     "紧急情况请直接拨打 110 / 119 / 120。"
 )
 
@@ -35,7 +36,9 @@ HELP_ADMIN = (
     "逾期 — 超时工单和未送达通知\n"
     "统计 [今日|本周|本月] · 排名\n"
     "派单 号 网格或人 · 督办 号\n"
-    "延期 号 天数 原因 — 批准延期"
+    "延期 号 天数 原因 — 批准延期\n"
+    "热点 — 同一网格同类问题集中的地方\n"
+    "同意 号 · 拒绝 号 原因 — 党员报到申请"
 )
 
 VOICE_UNCLEAR = "抱歉，没有听清您的语音。请再说一遍，或直接发文字。"
@@ -242,3 +245,31 @@ HOTLINES = (
     "燃气、供水报修请拨打缴费单上的服务电话。\n"
     "其他问题直接在这里告诉我们。"
 )
+
+# 双报到: in-service Party members register with a community (handlers/registration.py).
+REGISTER_STAFF = "您已是{unit}的{role}，无需报到。回复“帮助”查看可用指令。"
+REGISTER_PENDING = "您的报到申请 #{n} 正在等待社区审核，审核后会通知您。"
+REGISTER_DONE = "您已报到到{grid}，可以领办本网格的工单：回复“待办”看工单，“领单 号”领办。"
+REGISTER_NO_COMMUNITY = "没有找到“{word}”。请写社区全称，例如：报到 筱塘社区 第一网格 张三\n可选社区：{names}"
+REGISTERED = "已提交报到申请 #{n}（{where}）。社区审核后会通知您。"
+REGISTERED_NO_ADMIN = "已提交报到申请 #{n}（{where}）。该社区暂未设管理员，请直接联系社区。"
+NAMELESS = "未留姓名的党员（用户尾号 {tail}）"
+APPROVE_NEEDS_GRID = "报到申请 #{n} 没有写网格。请写上网格，例如：同意 {n} {example}"
+APPROVED = "已同意报到申请 #{n}：{who}成为{grid}的报到党员。"
+APPROVED_NOTICE = (
+    "您的报到已通过！您现在是{branch}的报到党员，可以领办本网格的工单：\n"
+    "回复“待办”看工单，“领单 号”领办。回复“帮助”看全部指令。"
+)
+REJECTED = "已拒绝报到申请 #{n}。"
+REJECTED_NOTICE = "您的报到申请 #{n} 未通过{reason}。如有疑问请联系社区。"
+NO_SUCH_REGISTRATION = "没有找到报到申请 #{n}，请核对编号。"
+REGISTRATION_DECIDED = "报到申请 #{n} 已经{state}，无需再处理。"
+REGISTRATION_NOT_YOURS = "抱歉，报到申请 #{n} 不属于您管理的社区。"
+
+
+def register_notice(n: int, who: str, where: str, has_grid: bool) -> str:
+    agree = f"同意 {n}" if has_grid else f"同意 {n} 网格名"
+    return (
+        f"【党员报到 #{n}】{who}申请到{where}报到（在职党员双报到）。\n"
+        f"同意请回复“{agree}”，不同意请回复“拒绝 {n} 原因”。"
+    )

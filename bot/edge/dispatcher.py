@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from handlers import admin, conversation, intake, resident, scan, staff, texts
+from handlers import admin, conversation, intake, registration, resident, scan, staff, texts
 from handlers.commands import parse
 from handlers.context import Context, Services, Speaker
 from handlers.directory import Directory
@@ -27,7 +27,7 @@ Handler = Callable[[Context], Awaitable[str | None]]
 Filter = Callable[[Context], bool]
 
 STAFF_WORDS = frozenset({"待办", "接单", "领单", "进展", "办结", "转派", "退单", "延期"})
-ADMIN_WORDS = frozenset({"状态", "列表", "逾期", "派单", "督办", "统计", "排名"})
+ADMIN_WORDS = frozenset({"状态", "列表", "逾期", "派单", "督办", "统计", "排名", "热点", "同意", "拒绝"})
 RESIDENT_WORDS = frozenset({"查询", "评价", "撤销", "催办", "绑定"})
 DEFERRED_PER_REPLY = 3  # with the reply itself this stays within WeChat's 2048 bytes; the rest wait
 
@@ -104,6 +104,8 @@ ROUTES: tuple[Route, ...] = (
     Route(scan.is_click, scan.click),  # a menu button
     Route(event(), conversation.ignore),
     Route(command("帮助"), conversation.help_text),
+    Route(both(command("报到"), miswritten), say_error),  # 双报到: anyone may register
+    Route(command("报到"), registration.register),
     # Commands written wrongly get their hint, but only from someone who may use them.
     Route(both(command(*STAFF_WORDS), staff_only, miswritten), say_error),
     Route(both(command(*ADMIN_WORDS), admin_only, miswritten), say_error),
@@ -125,6 +127,8 @@ ROUTES: tuple[Route, ...] = (
     Route(both(command("督办"), admin_only), admin.supervise),
     Route(both(command("统计"), admin_only), admin.stats),
     Route(both(command("排名"), admin_only), admin.ranking),
+    Route(both(command("同意"), admin_only), registration.approve),
+    Route(both(command("拒绝"), admin_only), registration.reject),
     Route(command(*ADMIN_WORDS), refuse_admin_word),
     Route(command(*STAFF_WORDS), refuse_staff_word),
     # Residents; staff get their help instead.
