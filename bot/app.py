@@ -21,6 +21,7 @@ from bot.edge.dispatcher import Dispatcher
 from bot.edge.inbox import Inbox
 from bot.edge.wechat import MAX_BODY, Channel
 from bot.metrics import Metrics
+from bot.open311 import views as open311
 from bot.tencent.wechat_api import WeChatAPI
 from bot.tencent.wecom_api import WeComAPI, WeComSender
 from bot.workers.org_watch import OrgWatcher
@@ -94,6 +95,7 @@ def create_app(
         app.router.add_post("/wecom", views.wecom_push)
     app.router.add_get("/healthz", views.healthz)
     app.router.add_get("/metrics", views.metrics)
+    app.router.add_routes(open311.routes)  # /open311/v2/… (GeoReport v2)
     if settings.demo:
         # The demo plays the WeChat (and WeCom) send API itself, so `gridbot chat` can show what the bot
         # pushes and nothing reaches the real platform.

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from handlers import admin, conversation, intake, registration, resident, scan, staff, texts
+from handlers import admin, conversation, intake, open311, registration, resident, scan, staff, texts
 from handlers.commands import parse
 from handlers.context import Context, Services, Speaker
 from handlers.directory import Directory
@@ -97,6 +97,7 @@ class Route:
 
 
 ROUTES: tuple[Route, ...] = (
+    Route(open311.is_api, open311.submit),  # an Open311 client's service request: straight to intake
     Route(wecom_stranger, wecom_staff_only),  # the WeCom app never takes a report from a non-staff member
     Route(scan.is_scan, scan.scanned),  # a place's code (扫码报事): bind there, ask what is wrong
     Route(event("subscribe"), conversation.welcome),
