@@ -24,6 +24,7 @@ from bot.metrics import Metrics
 from bot.open311 import views as open311
 from bot.tencent.wechat_api import WeChatAPI
 from bot.tencent.wecom_api import WeComAPI, WeComSender
+from bot.workers.hotspots import HotspotWatch
 from bot.workers.org_watch import OrgWatcher
 from bot.workers.outbox import ChannelSender, OutboxWorker, Sender, WeChatSender
 from bot.workers.timers import TimerService
@@ -87,6 +88,7 @@ def create_app(
     app.cleanup_ctx.append(_services)
     app.cleanup_ctx.append(_outbox)
     app.cleanup_ctx.append(_timers)
+    app.cleanup_ctx.append(_hotspots)
     app.cleanup_ctx.append(_inbox)
     app.router.add_get("/wechat", views.wechat_verify)
     app.router.add_post("/wechat", views.wechat_push)
@@ -277,6 +279,24 @@ async def _timers(app: web.Application) -> AsyncIterator[None]:
     )
     app[keys.TIMERS] = timers
     async with timers.running(stop_within=10):
+        yield
+
+
+async def _hotspots(app: web.Application) -> AsyncIterator[None]:
+    rules = app[keys.SETTINGS].hotspots
+    if not rules.enabled:
+        yield
+        return
+    watch = HotspotWatch(
+        app[keys.SESSIONS],
+        app[keys.STATE],
+        app[keys.SERVICES],
+        rules,
+        clock=app[keys.CLOCK],
+        on_queued=app[keys.OUTBOX].wake,
+    )
+    app[keys.HOTSPOTS] = watch
+    async with watch.running(stop_within=10):
         yield
 
 

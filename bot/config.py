@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from handlers.hotspots import HotspotRules
 from handlers.rates import Weights
 from handlers.workflow import Limits
 
@@ -109,18 +110,6 @@ class Open311Settings:
 
 
 @dataclass(frozen=True)
-class HotspotSettings:
-    """主动治理: reports of one category in one grid piling up (handlers/hotspots.py)."""
-
-    enabled: bool = True
-    threshold: int = 5  # reports within `window` that make a hot spot
-    window: int = 7200  # seconds ("2h" in the file)
-    factor: int = 3  # …or this many times the grid's usual rate for that category
-    minimum: int = 3  # but never fewer reports than this
-    baseline: int = 28 * 86400  # the stretch before the window that "usual" is measured over ("28d")
-
-
-@dataclass(frozen=True)
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     wechat: WeChatSettings = field(default_factory=WeChatSettings)
@@ -131,7 +120,7 @@ class Settings:
     sla: Limits = field(default_factory=Limits)  # the time limits, as the workflow reads them
     report: ReportSettings = field(default_factory=ReportSettings)
     open311: Open311Settings = field(default_factory=Open311Settings)
-    hotspots: HotspotSettings = field(default_factory=HotspotSettings)
+    hotspots: HotspotRules = field(default_factory=HotspotRules)  # 主动治理
     demo: bool = False
 
 
@@ -145,7 +134,7 @@ _SECTIONS: dict[str, type] = {
     "sla": Limits,
     "report": ReportSettings,
     "open311": Open311Settings,
-    "hotspots": HotspotSettings,
+    "hotspots": HotspotRules,
 }
 _DURATION_KEYS = frozenset({"accept", "resolve", "rate", "urgent_accept", "urgent_resolve"})
 _HOTSPOT_DURATIONS = frozenset({"window", "baseline"})

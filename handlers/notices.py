@@ -7,9 +7,8 @@ from storage.models import WorkOrder
 from storage.orders import followers_of
 from storage.outbox import enqueue
 
-API_SENDER = (
-    "open311:"  # reporters that are API clients (handlers/open311.py): they read status, get no notices
-)
+# Reporters that are API clients (handlers/open311.py): they read their requests' status, get no notices.
+API_SENDER = "open311:"
 
 
 def address_of(services: Services, openid: str) -> tuple[str, str]:

@@ -273,3 +273,16 @@ def register_notice(n: int, who: str, where: str, has_grid: bool) -> str:
         f"【党员报到 #{n}】{who}申请到{where}报到（在职党员双报到）。\n"
         f"同意请回复“{agree}”，不同意请回复“拒绝 {n} 原因”。"
     )
+
+
+# 主动治理: hot spots (handlers/hotspots.py).
+NO_HOTSPOTS = "目前没有热点。同一网格同类问题集中出现时，会第一时间提醒您。"
+
+
+def hotspot_alert(grid: str, category: str, count: int, window: str, usual: float, lines: list[str]) -> str:
+    normal = f"（平时约 {usual:.1f} 条）" if usual >= 0.05 else ""
+    return (
+        f"【热点预警】{grid} 近 {window}收到 {count} 条“{category}”反映{normal}：\n"
+        + "\n".join(lines)
+        + "\n请研判是否集中处置。回复“热点”查看，“状态 号”看详情。"
+    )

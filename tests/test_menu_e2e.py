@@ -40,7 +40,7 @@ async def test_menu_set_show_delete(
     fake = fake_api.fake
     assert [b["name"] for b in fake.menu or []] == ["报事", "我的工单", "更多"]
     assert fake.menu is not None and fake.menu[0] == {"type": "click", "name": "报事", "key": "REPORT"}
-    assert [b["name"] for b in fake.menu[2]["sub_button"]] == ["帮助", "便民电话", "发送位置"]
+    assert [b["name"] for b in fake.menu[2]["sub_button"]] == ["帮助", "便民电话"]
     assert "我的工单  [click] MY_ORDERS" in out and "  便民电话  [click] HOTLINES（便民电话）" in out
     code, out, _ = await run_cli(capsys, "menu", "show", "-c", config)
     assert code == 0 and out.splitlines()[0] == "报事  [click] REPORT（怎样报事）"

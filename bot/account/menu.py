@@ -3,13 +3,12 @@
 ```toml
 [[button]]                 # at most 3 buttons; a button has a type, or up to 5 sub_buttons
 name = "报事"               # at most 16 bytes (4 Chinese characters); a sub_button's at most 60
-type = "click"             # click · view · location_select
+type = "click"             # click · view
 key = "REPORT"             # click: what the bot does (handlers.scan.MENU_KEYS)
 ```
 
-A `view` button opens its `url`; `location_select` lets the resident send a location, which the bot
-reads like any location message. The file is checked whole, against the same limits WeChat applies, before
-anything is sent.
+A `view` button opens its `url` (WeChat reports the view, which is stored and not answered). The file is
+checked whole, against the same limits WeChat applies, before anything is sent.
 """
 
 from __future__ import annotations
@@ -20,7 +19,7 @@ from typing import Any
 
 from handlers.scan import MENU_KEYS
 
-TYPES = ("click", "view", "location_select")
+TYPES = ("click", "view")
 TOP_BUTTONS, SUB_BUTTONS = 3, 5
 TOP_NAME_BYTES, SUB_NAME_BYTES = 16, 60
 KEY_BYTES, URL_BYTES = 128, 1024

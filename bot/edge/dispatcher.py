@@ -14,7 +14,18 @@ from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from handlers import admin, conversation, intake, open311, registration, resident, scan, staff, texts
+from handlers import (
+    admin,
+    conversation,
+    hotspots,
+    intake,
+    open311,
+    registration,
+    resident,
+    scan,
+    staff,
+    texts,
+)
 from handlers.commands import parse
 from handlers.context import Context, Services, Speaker
 from handlers.directory import Directory
@@ -128,6 +139,7 @@ ROUTES: tuple[Route, ...] = (
     Route(both(command("督办"), admin_only), admin.supervise),
     Route(both(command("统计"), admin_only), admin.stats),
     Route(both(command("排名"), admin_only), admin.ranking),
+    Route(both(command("热点"), admin_only), hotspots.listing),
     Route(both(command("同意"), admin_only), registration.approve),
     Route(both(command("拒绝"), admin_only), registration.reject),
     Route(command(*ADMIN_WORDS), refuse_admin_word),
