@@ -119,6 +119,14 @@ class Directory:
             [*self._by_unit.get(person.unit_id, []), person], key=lambda p: p.openid
         )
 
+    def drop_registered(self, openid: str) -> None:
+        """A withdrawn 报到: no longer a Party member here (the org file's people are never dropped so)."""
+        person = self.people.get(openid)
+        if person is None or person.registration is None:
+            return
+        del self.people[openid]
+        self._by_unit[person.unit_id] = [p for p in self._by_unit.get(person.unit_id, []) if p != person]
+
     def person(self, openid: str | None) -> StaffInfo | None:
         return self.people.get(openid or "")
 

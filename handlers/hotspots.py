@@ -27,7 +27,7 @@ from handlers.workflow import describe_duration
 from storage.hotspots import (
     Reports,
     close_hotspot,
-    count_between,
+    counts_between,
     grow_hotspot,
     open_hotspot,
     open_hotspots,
@@ -37,6 +37,7 @@ from storage.hotspots import (
 from storage.outbox import enqueue
 
 ALERT_ORDERS = 8  # orders listed in one alert; the rest are counted
+LISTED = 10  # hot spots shown by 热点 (a phone screen)
 ALERTED = ("community_admin", "street_admin")
 
 
@@ -56,13 +57,13 @@ class HotspotRules:
         return min(self.threshold, max(self.minimum, self.factor * usual))
 
 
-async def usual_rate(session: AsyncSession, rules: HotspotRules, reports: Reports, now: datetime) -> float:
-    """Reports per window over the baseline before the window (the grid's usual rate for the category)."""
+async def usual_rates(
+    session: AsyncSession, rules: HotspotRules, pairs: list[tuple[str, str]], now: datetime
+) -> dict[tuple[str, str], float]:
+    """Reports per window over the baseline before the window: each grid and category's usual rate."""
     until = now - timedelta(seconds=rules.window)
-    before = await count_between(
-        session, reports.unit_id, reports.category, until - timedelta(seconds=rules.baseline), until
-    )
-    return before * rules.window / rules.baseline
+    counts = await counts_between(session, pairs, until - timedelta(seconds=rules.baseline), until)
+    return {pair: count * rules.window / rules.baseline for pair, count in counts.items()}
 
 
 async def check(session: AsyncSession, services: Services, rules: HotspotRules, now: datetime) -> list[str]:
@@ -72,12 +73,17 @@ async def check(session: AsyncSession, services: Services, rules: HotspotRules, 
     current = {(r.unit_id, r.category): r for r in window}
     spots = {(s.unit_id, s.category): s for s in await open_hotspots(session)}
     queued: list[str] = []
-    for reports in window:
-        if reports.count < min(rules.threshold, rules.minimum):
-            break  # busiest first: nothing after this can be hot
-        if (reports.unit_id, reports.category) in spots or reports.unit_id not in services.directory.units:
-            continue
-        usual = 0.0 if reports.count >= rules.threshold else await usual_rate(session, rules, reports, now)
+    # Only those with enough reports to be hot at all, not hot already, in a grid we know.
+    candidates = [
+        r
+        for r in window
+        if r.count >= min(rules.threshold, rules.minimum)
+        and (r.unit_id, r.category) not in spots
+        and r.unit_id in services.directory.units
+    ]
+    usual_of = await usual_rates(session, rules, [(r.unit_id, r.category) for r in candidates], now)
+    for reports in candidates:
+        usual = usual_of[(reports.unit_id, reports.category)]
         bar = rules.bar(usual)
         if reports.count < bar:
             continue
@@ -157,7 +163,7 @@ async def listing(ctx: Context) -> str:
     if not spots:
         return texts.NO_HOTSPOTS
     lines = [f"当前热点 {len(spots)} 个："]
-    for number, spot in enumerate(spots, 1):
+    for number, spot in enumerate(spots[:LISTED], 1):
         ids = sorted(spot.order_ids)
         shown = " ".join(f"#{n}" for n in ids[:ALERT_ORDERS]) + (
             f" 等 {len(ids)} 张" if len(ids) > ALERT_ORDERS else ""
@@ -166,5 +172,7 @@ async def listing(ctx: Context) -> str:
             f"{number}. {directory.unit_name(spot.unit_id)} · {spot.category}："
             f"{spot.reports} 条反映，{local_time(spot.opened_at)} 起\n   {shown}"
         )
+    if len(spots) > LISTED:
+        lines.append(f"……另有 {len(spots) - LISTED} 个未列出")
     lines.append("回复“状态 号”看详情，“督办 号”督促办理。")
     return "\n".join(lines)

@@ -3,7 +3,7 @@ a party_member of a grid (can 领单 there).
 
 `报到 社区名 [网格] [姓名]` by anyone not yet in the org stores a pending registration and tells the
 community's admins (the street's when the community has none), who answer `同意 N [网格]` or
-`拒绝 N [原因]`. An approval bumps the org revision, so every server process takes the new member into
+`拒绝 N [原因]` (which also withdraws an approved one). An approval bumps the org revision, so every server process takes the new member into
 its snapshot (this one at once); the org file never erases them.
 """
 
@@ -25,7 +25,7 @@ from storage.registrations import (
 )
 
 NAME_MAX = 32
-STATUS_NAMES = {PENDING: "待审核", APPROVED: "同意", REJECTED: "拒绝"}
+STATUS_NAMES = {PENDING: "待审核", APPROVED: "同意", REJECTED: "拒绝或撤销"}
 
 
 def find_community(directory: Directory, word: str) -> UnitInfo | None:
@@ -112,7 +112,7 @@ async def register(ctx: Context) -> str:
     return (texts.REGISTERED if admins else texts.REGISTERED_NO_ADMIN).format(n=number, where=where)
 
 
-async def _decidable(ctx: Context) -> Registration | str:
+async def _decidable(ctx: Context, *states: str) -> Registration | str:
     """The registration the admin's 同意/拒绝 names, locked, or the reason it cannot be decided."""
     assert ctx.command is not None and ctx.command.number is not None
     number = ctx.command.number
@@ -121,14 +121,14 @@ async def _decidable(ctx: Context) -> Registration | str:
         return texts.NO_SUCH_REGISTRATION.format(n=number)
     if not ctx.services.directory.contains(ctx.speaker.unit_id, registration.community_id):
         return texts.REGISTRATION_NOT_YOURS.format(n=number)
-    if registration.status != PENDING:
+    if registration.status not in states:
         return texts.REGISTRATION_DECIDED.format(n=number, state=STATUS_NAMES[registration.status])
     return registration
 
 
 async def approve(ctx: Context) -> str:
     """同意 N [网格]: the person becomes a party_member of the grid, in every server's snapshot."""
-    registration = await _decidable(ctx)
+    registration = await _decidable(ctx, PENDING)
     if isinstance(registration, str):
         return registration
     assert ctx.command is not None
@@ -138,7 +138,10 @@ async def approve(ctx: Context) -> str:
     if ctx.command.rest:
         grid = find_grid(directory, community, ctx.command.rest)
         if grid is None:
-            return f"没有找到“{ctx.command.rest}”。请写{community.name}的网格，例如：同意 {registration.id} {_example(directory, community)}"
+            example = _example(directory, community)
+            return texts.APPROVE_UNKNOWN_GRID.format(
+                word=ctx.command.rest, community=community.name, n=registration.id, example=example
+            )
         grid_id = grid.id
     if grid_id is None or grid_id not in directory.units:
         return texts.APPROVE_NEEDS_GRID.format(n=registration.id, example=_example(directory, community))
@@ -154,18 +157,27 @@ async def approve(ctx: Context) -> str:
 
 
 async def reject(ctx: Context) -> str:
-    """拒绝 N [原因]."""
-    registration = await _decidable(ctx)
+    """拒绝 N [原因]: a pending registration is refused; an approved one is withdrawn (the member has
+    moved away, say), and every server drops them from its snapshot."""
+    registration = await _decidable(ctx, PENDING, APPROVED)
     if isinstance(registration, str):
         return registration
     assert ctx.command is not None
-    reason = ctx.command.rest
+    reason = f"：{ctx.command.rest}" if ctx.command.rest else ""
+    withdrawn = registration.status == APPROVED
     registration.status, registration.active_key = REJECTED, None
     registration.decided_at, registration.decided_by = ctx.now, ctx.speaker.openid
-    registration.note = reason
-    notice = texts.REJECTED_NOTICE.format(n=registration.id, reason=f"：{reason}" if reason else "")
+    registration.note = ctx.command.rest
+    if withdrawn:
+        await bump_revision(ctx.session)
+        ctx.services.directory.drop_registered(registration.openid)
+    notice = (texts.WITHDRAWN_NOTICE if withdrawn else texts.REJECTED_NOTICE).format(
+        n=registration.id, reason=reason
+    )
     await notify(ctx, registration.openid, notice, order_id=None, reason=f"refused-{registration.id}")
-    return texts.REJECTED.format(n=registration.id)
+    return (texts.WITHDRAWN if withdrawn else texts.REJECTED).format(
+        n=registration.id, who=_who(registration)
+    )
 
 
 def _example(directory: Directory, community: UnitInfo) -> str:

@@ -261,6 +261,9 @@ APPROVED_NOTICE = (
     "回复“待办”看工单，“领单 号”领办。回复“帮助”看全部指令。"
 )
 REJECTED = "已拒绝报到申请 #{n}。"
+WITHDRAWN = "已撤销 #{n} 的报到：{who}不再是报到党员，其承办中的工单请用“派单 号 网格或人”改派。"
+WITHDRAWN_NOTICE = "您的报到（#{n}）已由社区撤销{reason}。感谢您的付出！如有疑问请联系社区。"
+APPROVE_UNKNOWN_GRID = "没有找到“{word}”。请写{community}的网格，例如：同意 {n} {example}"
 REJECTED_NOTICE = "您的报到申请 #{n} 未通过{reason}。如有疑问请联系社区。"
 NO_SUCH_REGISTRATION = "没有找到报到申请 #{n}，请核对编号。"
 REGISTRATION_DECIDED = "报到申请 #{n} 已经{state}，无需再处理。"

@@ -159,3 +159,24 @@ async def test_refuse_then_register_again_and_approve_into_a_named_grid(
     approved = await registration(engine, 2)
     assert (approved.status, approved.grid_id) == ("approved", "xiaotang-2")
     assert await say(wechat, VOLUNTEER, "领单 1") == texts.NO_SUCH_ORDER.format(n=1)
+
+
+async def test_an_approved_registration_can_be_withdrawn(start: Start, engine: AsyncEngine) -> None:
+    client, wechat = await start()
+    watcher = client.app[keys.ORG_WATCH]
+    watcher.stop()
+    assert (await say(wechat, RESIDENT, "筱塘新村5号楼门禁坏了")).startswith("已受理")
+    await say(wechat, VOLUNTEER, "报到 筱塘社区 第一网格 王五")
+    await say(wechat, ADMIN, "同意 1")
+    assert await watcher.run_once() == 1
+    withdrawn = await say(wechat, ADMIN, "拒绝 1 已搬离本社区")
+    assert withdrawn.startswith("已撤销 #1 的报到：王五不再是报到党员")
+    assert await say(wechat, VOLUNTEER, "领单 1") == texts.STAFF_ONLY.format(word="领单")
+    assert await watcher.run_once() == 1  # the others drop them on their next reload
+    assert client.app[keys.SERVICES].directory.person(VOLUNTEER) is None
+    row = await registration(engine, 1)
+    assert (row.status, row.active_key, row.note) == ("rejected", None, "已搬离本社区")
+    assert await say(wechat, ADMIN, "拒绝 1") == texts.REGISTRATION_DECIDED.format(n=1, state="拒绝或撤销")
+    # The file's own Party members are never dropped this way.
+    client.app[keys.SERVICES].directory.drop_registered("oParty-xiaotang-1")
+    assert client.app[keys.SERVICES].directory.person("oParty-xiaotang-1") is not None
