@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers import texts
+from handlers.admin import grids_under
 from handlers.context import Context, Services
 from handlers.notices import address_of
 from handlers.views import local_time, order_line
@@ -154,12 +155,7 @@ async def _alert(
 async def listing(ctx: Context) -> str:
     """热点: the open hot spots of the grids the admin oversees, with their orders."""
     directory = ctx.services.directory
-    grids = [
-        u.id
-        for u in directory.units.values()
-        if u.level == "grid" and directory.contains(ctx.speaker.unit_id, u.id)
-    ]
-    spots = await open_hotspots(ctx.session, grids)
+    spots = await open_hotspots(ctx.session, grids_under(ctx, ctx.speaker.unit_id))
     if not spots:
         return texts.NO_HOTSPOTS
     lines = [f"当前热点 {len(spots)} 个："]

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -18,14 +17,9 @@ from bot.config import DEMO_TOKEN
 from bot.demo.wechat_client import event_xml, read_reply, signed_query, text_xml
 from handlers.scan import place_scene
 from tests.reach_helpers import decode_qr, require_tool
+from tests.test_chat import free_port
 
 GRIDBOT = [sys.executable, "-c", "import sys; from bot.cli import main; sys.exit(main())"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def push(http: aiohttp.ClientSession, base: str, xml: str) -> str:
