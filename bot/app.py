@@ -23,8 +23,10 @@ from bot.edge.dispatcher import Dispatcher
 from bot.edge.inbox import Inbox
 from bot.edge.wechat import MAX_BODY, Channel
 from bot.metrics import Metrics
+from bot.open311 import views as open311
 from bot.tencent.wechat_api import WeChatAPI
 from bot.tencent.wecom_api import WeComAPI, WeComSender
+from bot.workers.hotspots import HotspotWatch
 from bot.workers.media import MediaWorker
 from bot.workers.org_watch import OrgWatcher
 from bot.workers.outbox import ChannelSender, OutboxWorker, Sender, WeChatSender
@@ -64,7 +66,7 @@ def create_app(
 ) -> web.Application:
     """The whole server. `clock` and `state` are injectable for tests (a fixed clock, a prefixed Redis)."""
     if settings.demo:
-        settings = _demo_wechat(settings)
+        settings = demo_wechat(settings)
     app = web.Application(client_max_size=MAX_BODY)
     app[keys.SETTINGS] = settings
     app[keys.CLOCK] = clock
@@ -92,6 +94,7 @@ def create_app(
     app.cleanup_ctx.append(_outbox)
     app.cleanup_ctx.append(_timers)
     app.cleanup_ctx.append(_media)
+    app.cleanup_ctx.append(_hotspots)
     app.cleanup_ctx.append(_inbox)
     app.router.add_get("/wechat", views.wechat_verify)
     app.router.add_post("/wechat", views.wechat_push)
@@ -101,6 +104,7 @@ def create_app(
     app.router.add_get("/healthz", views.healthz)
     app.router.add_get("/metrics", views.metrics)
     setup_dashboard(app, settings)
+    app.router.add_routes(open311.routes)  # /open311/v2/… (GeoReport v2)
     if settings.demo:
         # The demo plays the WeChat (and WeCom) send API itself, so `gridbot chat` can show what the bot
         # pushes and nothing reaches the real platform.
@@ -133,7 +137,8 @@ async def _freeze_heap(app: web.Application) -> None:
     gc.freeze()
 
 
-def _demo_wechat(settings: Settings) -> Settings:
+def demo_wechat(settings: Settings) -> Settings:
+    """The demo's WeChat settings: its own fake WeChat API, mounted on the demo server."""
     server = settings.server
     api_base = f"http://{server.host}:{server.port}{FAKE_PREFIX}"
     wechat = replace(settings.wechat, api_base=api_base, app_id=DEMO_APP_ID, app_secret=DEMO_APP_SECRET)
@@ -311,6 +316,24 @@ async def _timers(app: web.Application) -> AsyncIterator[None]:
     )
     app[keys.TIMERS] = timers
     async with timers.running(stop_within=10):
+        yield
+
+
+async def _hotspots(app: web.Application) -> AsyncIterator[None]:
+    rules = app[keys.SETTINGS].hotspots
+    if not rules.enabled:
+        yield
+        return
+    watch = HotspotWatch(
+        app[keys.SESSIONS],
+        app[keys.STATE],
+        app[keys.SERVICES],
+        rules,
+        clock=app[keys.CLOCK],
+        on_queued=app[keys.OUTBOX].wake,
+    )
+    app[keys.HOTSPOTS] = watch
+    async with watch.running(stop_within=10):
         yield
 
 

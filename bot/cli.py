@@ -4,23 +4,29 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import multiprocessing
 import sys
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.app import StartupError, create_app, freeze_startup_heap
+from bot.account.menu import MenuError, format_menu, load_menu
+from bot.account.qr import make_codes, places_under, write_sheets
+from bot.app import StartupError, create_app, demo_wechat, freeze_startup_heap
 from bot.config import ConfigError, Settings, load_settings, public_base
 from bot.demo.chat import DEFAULT_URL, ChatError, run_chat
+from bot.tencent.wechat_api import Retryable, WeChatAPI, WeChatAPIError
 from bot.workers.org_watch import POLL_SECONDS
-from handlers.directory import Directory
+from handlers.directory import REGISTERED_NAME, Directory
 from handlers.login_links import admin_of, new_login_link
 from handlers.report import render_report
 from nlp.classifier import Classifier
@@ -37,8 +43,10 @@ from nlp.gate import Gate, Verdict
 from nlp.places import PlaceEntry, PlaceIndex
 from nlp.train import train, write_rules
 from storage.db import create_engine, current_revision, head_revision, session_factory, upgrade
-from storage.models import Person, Place, Unit
+from storage.models import Person, Place, Registration, Unit
 from storage.org import LEVEL_NAMES, ROLE_NAMES, OrgError, apply_org, load_org_file
+from storage.registrations import open_registrations
+from storage.state import open_state
 
 EXIT_ERROR = 2
 
@@ -59,7 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings(getattr(args, "config", None))
         return int(args.run(settings, args) or 0)
-    except (ConfigError, OrgError, StartupError, CliError) as exc:
+    except (ConfigError, OrgError, StartupError, CliError, MenuError) as exc:
         return _fail(str(exc))
     except SQLAlchemyError as exc:
         return _fail(f"数据库错误: {_first_line(exc)}")
@@ -128,6 +136,21 @@ def _parser() -> argparse.ArgumentParser:
     )
     link.add_argument("--as", dest="openid", metavar="OPENID", required=True, help="管理员的 openid")
     link.set_defaults(run=_async(_dashboard_link))
+
+    qr = commands.add_parser("qr", parents=[common], help="每个地点的永久二维码（扫码报事）与按网格的张贴页")
+    qr.add_argument("--unit", help="单位 id：只生成其下网格的地点 (默认全部)")
+    qr.add_argument("-o", "--output", required=True, metavar="DIR", help="输出目录：每个网格一个 PDF 和 PNG")
+    qr.set_defaults(run=_async(_qr))
+
+    menu = commands.add_parser("menu", parents=[common], help="公众号自定义菜单")
+    menu_commands = menu.add_subparsers(title="menu commands")
+    menu_set = menu_commands.add_parser("set", parents=[common], help="按 TOML 文件设置菜单")
+    menu_set.add_argument("file")
+    menu_set.set_defaults(run=_async(_menu_set))
+    menu_show = menu_commands.add_parser("show", parents=[common], help="显示当前菜单")
+    menu_show.set_defaults(run=_async(_menu_show))
+    menu_delete = menu_commands.add_parser("delete", parents=[common], help="删除菜单")
+    menu_delete.set_defaults(run=_async(_menu_delete))
 
     nlp = commands.add_parser("nlp", parents=[common], help="分类器：试分类、评估、训练")
     nlp_commands = nlp.add_subparsers(title="nlp commands")
@@ -262,12 +285,13 @@ async def _org_show(settings: Settings, args: argparse.Namespace) -> int:
             people = (
                 await session.scalars(select(Person).where(Person.active.is_(True)).order_by(Person.openid))
             ).all()
+            registrations = await open_registrations(session)
     finally:
         await engine.dispose()
     if not units:
         print("尚未导入组织。请运行 gridbot org import FILE")
         return 0
-    print(format_org(list(units), list(places), list(people)))
+    print(format_org(list(units), list(places), list(people), registrations))
     return 0
 
 
@@ -307,6 +331,84 @@ async def _dashboard_link(settings: Settings, args: argparse.Namespace) -> int:
     finally:
         await engine.dispose()
     print(url)
+
+
+@contextlib.asynccontextmanager
+async def _wechat_api(settings: Settings) -> AsyncIterator[WeChatAPI]:
+    """The official account's API as the server uses it (the demo: the demo server's fake), sharing the
+    server's access token through its state store; every API failure becomes one CliError line."""
+    if settings.demo:
+        settings = demo_wechat(settings)
+    wechat = settings.wechat
+    if not wechat.app_id or not wechat.app_secret:
+        raise CliError("需要公众号 [wechat] app_id 与 app_secret (或 GRIDBOT_WECHAT_APP_SECRET)")
+    state = open_state(settings.storage.redis_url, prefix=settings.storage.redis_prefix)
+    try:
+        async with aiohttp.ClientSession() as http:
+            api = WeChatAPI(
+                http,
+                api_base=wechat.api_base,
+                app_id=wechat.app_id,
+                app_secret=wechat.app_secret,
+                state=state,
+            )
+            try:
+                yield api
+            except Retryable as exc:
+                hint = "；演示模式请先在另一个终端运行 gridbot serve" if settings.demo else ""
+                raise CliError(f"无法连接微信接口 ({exc}){hint}") from None
+            except WeChatAPIError as exc:
+                raise CliError(f"微信接口拒绝了请求: {exc}") from None
+    finally:
+        await state.close()
+
+
+async def _qr(settings: Settings, args: argparse.Namespace) -> int:
+    engine = await _ready_engine(settings)
+    try:
+        async with session_factory(engine)() as session:
+            directory = await Directory.load(session)
+    finally:
+        await engine.dispose()
+    try:
+        places = places_under(directory, args.unit)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    if not places:
+        raise CliError("没有地点可生成二维码。请先运行 gridbot org import FILE")
+    async with _wechat_api(settings) as api:
+        codes = await make_codes(api, places)
+    written = await asyncio.to_thread(write_sheets, directory, codes, Path(args.output))
+    for grid, files in written.files.items():
+        count = sum(1 for place, _ in codes if place.grid_id == grid)
+        print(f"{directory.unit_name(grid)} [{grid}]: {count} 个地点 → {', '.join(str(f) for f in files)}")
+    print(f"共 {len(codes)} 个永久二维码，清单见 {Path(args.output) / 'codes.csv'}")
+    if written.font is None:
+        print(
+            "注意：没有找到中文字体，PNG 中的中文会显示为方框（PDF 不受影响）。请安装 fonts-wqy-microhei 或 fonts-noto-cjk。"
+        )
+    return 0
+
+
+async def _menu_set(settings: Settings, args: argparse.Namespace) -> int:
+    buttons = load_menu(args.file)  # checked whole before anything is sent
+    async with _wechat_api(settings) as api:
+        await api.create_menu(buttons)
+        current = await api.get_menu()
+    print(f"菜单已设置（公众号菜单约 5 分钟内在微信中更新）：\n{format_menu(current)}")
+    return 0
+
+
+async def _menu_show(settings: Settings, args: argparse.Namespace) -> int:
+    async with _wechat_api(settings) as api:
+        print(format_menu(await api.get_menu()))
+    return 0
+
+
+async def _menu_delete(settings: Settings, args: argparse.Namespace) -> int:
+    async with _wechat_api(settings) as api:
+        await api.delete_menu()
+    print("菜单已删除。")
     return 0
 
 
@@ -392,17 +494,26 @@ def _nlp_train(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def format_org(units: list[Unit], places: list[Place], people: list[Person]) -> str:
-    """The org as an indented tree: units with their branch, places (aliases) and people."""
+def format_org(
+    units: list[Unit], places: list[Place], people: list[Person], registrations: Sequence[Registration] = ()
+) -> str:
+    """The org as an indented tree: units with their branch, places (aliases) and people, each with its
+    source (the org file, or an approved 报到); then the 报到 still waiting for their community."""
     children: dict[str | None, list[Unit]] = {}
     for unit in units:
         children.setdefault(unit.parent_id, []).append(unit)
     places_of: dict[str, list[Place]] = {}
     for place in places:
         places_of.setdefault(place.unit_id, []).append(place)
-    people_of: dict[str, list[Person]] = {}
+    people_of: dict[str, list[str]] = {}
     for person in people:
-        people_of.setdefault(person.unit_id, []).append(person)
+        role = ROLE_NAMES.get(person.role, person.role)
+        people_of.setdefault(person.unit_id, []).append(f"{role}: {person.name} ({person.openid}) · 组织文件")
+    listed = {person.openid for person in people}
+    for r in registrations:
+        if r.status == "approved" and r.grid_id and r.openid not in listed:
+            role, name = ROLE_NAMES["party_member"], r.name or REGISTERED_NAME
+            people_of.setdefault(r.grid_id, []).append(f"{role}: {name} ({r.openid}) · 报到 #{r.id}")
     known = {unit.id for unit in units}
     lines: list[str] = []
 
@@ -414,14 +525,19 @@ def format_org(units: list[Unit], places: list[Place], people: list[Person]) -> 
             aliases = "、".join(a.alias for a in place.aliases)
             lines.append(f"{pad}  地点: {place.name}" + (f" (又称 {aliases})" if aliases else ""))
         for person in people_of.get(unit.id, []):
-            lines.append(
-                f"{pad}  {ROLE_NAMES.get(person.role, person.role)}: {person.name} ({person.openid})"
-            )
+            lines.append(f"{pad}  {person}")
         for child in children.get(unit.id, []):
             walk(child, depth + 1)
 
     for root in [u for u in units if u.parent_id is None or u.parent_id not in known]:
         walk(root, 0)
+    names = {unit.id: unit.name for unit in units}
+    waiting = [r for r in registrations if r.status == "pending"]
+    if waiting:
+        lines.append("待社区审核的报到:")
+    for r in waiting:
+        where = names.get(r.grid_id or r.community_id, r.grid_id or r.community_id)
+        lines.append(f"  #{r.id} {r.name or REGISTERED_NAME} ({r.openid}) → {where}")
     return "\n".join(lines)
 
 

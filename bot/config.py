@@ -16,12 +16,14 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from handlers.hotspots import HotspotRules
 from handlers.rates import Weights
 from handlers.workflow import Limits
 
 DEMO_TOKEN = "gridbot-demo"
+DEMO_OPEN311_KEY = "gridbot-demo-open311-key"  # the embedded demo's one Open311 client, "demo"
 DEMO_ORG = Path(__file__).resolve().parent.parent / "examples" / "org.demo.toml"
-SECRET_KEYS = frozenset({"app_secret", "secret", "token", "encoding_aes_key"})
+SECRET_KEYS = frozenset({"app_secret", "secret", "token", "encoding_aes_key", "api_keys"})
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -119,6 +121,16 @@ class ReportSettings:
 
 
 @dataclass(frozen=True)
+class Open311Settings:
+    """Open311 GeoReport v2 at /open311/v2/: a client name → its api_key, for POST (one key per client)."""
+
+    api_keys: Mapping[str, str] = field(default_factory=dict)
+    read_key_required: bool = False  # true: GET needs an api_key too (otherwise reads are public)
+    contact: str = ""  # discovery.json: who to ask about the API
+    key_service: str = ""  # discovery.json: how to ask for a key
+
+
+@dataclass(frozen=True)
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     wechat: WeChatSettings = field(default_factory=WeChatSettings)
@@ -129,6 +141,8 @@ class Settings:
     sla: Limits = field(default_factory=Limits)  # the time limits, as the workflow reads them
     report: ReportSettings = field(default_factory=ReportSettings)
     timers: TimerSettings = field(default_factory=TimerSettings)
+    open311: Open311Settings = field(default_factory=Open311Settings)
+    hotspots: HotspotRules = field(default_factory=HotspotRules)  # 主动治理
     demo: bool = False
 
 
@@ -142,9 +156,17 @@ _SECTIONS: dict[str, type] = {
     "sla": Limits,
     "report": ReportSettings,
     "timers": TimerSettings,
+    "open311": Open311Settings,
+    "hotspots": HotspotRules,
 }
 _DURATION_KEYS = frozenset({"accept", "resolve", "rate", "urgent_accept", "urgent_resolve"})
-_DURATIONS = {"sla": _DURATION_KEYS, "timers": frozenset({"max_sleep"})}
+_DURATIONS = {
+    "sla": _DURATION_KEYS,
+    "timers": frozenset({"max_sleep"}),
+    "hotspots": frozenset({"window", "baseline"}),
+}
+# Tables the environment may give as `name=value,name=value` (secrets that should stay out of the file).
+_ENV_TABLES = frozenset({("open311", "api_keys")})
 
 
 def demo_settings() -> Settings:
@@ -152,6 +174,7 @@ def demo_settings() -> Settings:
     return Settings(
         wechat=WeChatSettings(token=DEMO_TOKEN),
         org=OrgSettings(file=str(DEMO_ORG)),
+        open311=Open311Settings(api_keys={"demo": DEMO_OPEN311_KEY}),
         demo=True,
     )
 
@@ -206,7 +229,9 @@ def _build_section(name: str, cls: type, current: Any, table: dict[str, Any], en
         values[key] = value
     for key in known:
         env_value = env.get(f"GRIDBOT_{name.upper()}_{key.upper()}")
-        if env_value is not None and not isinstance(getattr(current, key), Mapping):
+        if env_value is not None and (
+            not isinstance(getattr(current, key), Mapping) or (name, key) in _ENV_TABLES
+        ):
             values[key] = env_value
     converted = {key: _convert(name, key, value, getattr(current, key)) for key, value in values.items()}
     return replace(current, **converted)
@@ -218,6 +243,11 @@ def _convert(section: str, key: str, value: Any, default: Any) -> Any:
         return _sla_categories(value)
     if key in _DURATIONS.get(section, ()):
         return parse_duration(value, full)
+    if (section, key) in _ENV_TABLES and isinstance(value, str):  # from the environment: "a=k1,b=k2"
+        pairs = [part.split("=", 1) for part in value.split(",") if part.strip()]
+        if not all(len(pair) == 2 and pair[0].strip() and pair[1].strip() for pair in pairs):
+            raise ConfigError(f"{full}: 环境变量应写作 名称=密钥,名称=密钥")
+        value = {name.strip(): secret.strip() for name, secret in pairs}
     if isinstance(default, Weights):
         if isinstance(value, str):  # from the environment: "30,35,35"
             value = [_number(part, full) for part in value.split(",")]
@@ -290,6 +320,13 @@ def _check(settings: Settings) -> None:
     url = settings.storage.database_url
     if not url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
         raise ConfigError("storage.database_url: 应以 sqlite+aiosqlite:// 或 postgresql+asyncpg:// 开头")
+    for client, key in settings.open311.api_keys.items():
+        if len(key) < 16:
+            raise ConfigError(f"open311.api_keys.{client}: 密钥至少 16 个字符")
+    if len(set(settings.open311.api_keys.values())) < len(settings.open311.api_keys):
+        raise ConfigError("open311.api_keys: 每个客户端应有自己的密钥")
+    if settings.hotspots.threshold < 1 or settings.hotspots.minimum < 1 or settings.hotspots.factor < 1:
+        raise ConfigError("hotspots: threshold、factor、minimum 应至少为 1")
     if settings.storage.redis_url and not settings.storage.redis_url.startswith(
         ("redis://", "rediss://", "unix://")
     ):

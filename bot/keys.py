@@ -12,6 +12,7 @@ from bot.config import Settings
 from bot.edge.inbox import Inbox
 from bot.edge.wechat import Channel
 from bot.metrics import Metrics
+from bot.workers.hotspots import HotspotWatch
 from bot.workers.media import MediaWorker
 from bot.workers.org_watch import OrgWatcher
 from bot.workers.outbox import OutboxWorker
@@ -36,6 +37,7 @@ SERVICES = web.AppKey("services", Services)
 ORG_WATCH = web.AppKey("org_watch", OrgWatcher)
 OUTBOX = web.AppKey("outbox", OutboxWorker)
 TIMERS = web.AppKey("timers", TimerService)
+HOTSPOTS = web.AppKey("hotspots", HotspotWatch)  # set only when `[hotspots] enabled`
 CLASSIFIER = web.AppKey("classifier", asyncio.Task[Classifier])  # loading while the database starts
 MEDIA_STORE = web.AppKey("media_store", MediaStore)  # photos and voice kept by content hash
 MEDIA = web.AppKey("media", MediaWorker)

@@ -42,10 +42,17 @@ ALIASES: dict[str, str] = {
     "排名": "排名",
     "后台": "后台",
     "指挥中心": "后台",
+    "热点": "热点",
+    "报到": "报到",
+    "双报到": "报到",
+    "同意": "同意",
+    "拒绝": "拒绝",
 }
 NEEDS_NUMBER = frozenset(
     {"接单", "领单", "进展", "办结", "转派", "退单", "延期", "评价", "撤销", "催办", "状态", "派单", "督办"}
+    | {"同意", "拒绝"}  # a Party member's 报到, by its number
 )
+NUMBER_NAMES = {"同意": "报到申请号", "拒绝": "报到申请号"}  # what the number is, when not an order's
 NEEDS_TEXT = {
     "进展": "进展内容",
     "办结": "办理结果",
@@ -54,6 +61,7 @@ NEEDS_TEXT = {
     "派单": "派给哪个网格或哪位同志",
     "退单": "退单原因",
     "延期": "延期天数和原因",
+    "报到": "社区名称",
 }
 EXAMPLES = {
     "接单": "接单 12",
@@ -69,9 +77,12 @@ EXAMPLES = {
     "催办": "催办 12",
     "状态": "状态 12",
     "督办": "督办 12",
+    "报到": "报到 筱塘社区 第一网格 张三",
+    "同意": "同意 3",
+    "拒绝": "拒绝 3 不是本社区党员",
 }
 # Commands that take nothing after the order number (or nothing at all): extra words get a hint.
-NO_TEXT = frozenset({"接单", "领单", "撤销", "催办", "状态", "督办", "待办", "逾期", "后台"})
+NO_TEXT = frozenset({"接单", "领单", "撤销", "催办", "状态", "督办", "待办", "逾期", "后台", "热点"})
 PERIODS = {
     "今日": "今日",
     "今天": "今日",
@@ -137,7 +148,7 @@ def parse(text: str) -> Command | None:
     number = int(number_match.group(1)) if number_match else None
     rest = number_match.group(2).strip() if number_match else tail
     if word in NEEDS_NUMBER and number is None:
-        return Command(word, error=f"请写上工单号，例如：{EXAMPLES[word]}")
+        return Command(word, error=f"请写上{NUMBER_NAMES.get(word, '工单号')}，例如：{EXAMPLES[word]}")
     if word in NEEDS_TEXT and not rest:
         return Command(word, number, error=f"请写上{NEEDS_TEXT[word]}，例如：{EXAMPLES[word]}")
     if word in NO_TEXT and rest:

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from nlp.places import PlaceEntry, PlaceIndex, nearest_grid
 from storage.org import active_org
+from storage.registrations import approved_registrations
 
 
 @dataclass(frozen=True)
@@ -28,13 +29,17 @@ class UnitInfo:
 
 @dataclass(frozen=True)
 class StaffInfo:
-    """A person listed in the org file: one role in one unit."""
+    """A person of the org: one role in one unit, from the org file or an approved 报到."""
 
     openid: str
     name: str
     role: str
     unit_id: str
     wecom_userid: str | None = None
+    registration: int | None = None  # the approved 报到 that made them a Party member of the grid
+
+
+REGISTERED_NAME = "报到党员"  # how a registered Party member who gave no name is called
 
 
 @dataclass(frozen=True)
@@ -44,6 +49,11 @@ class DepartmentInfo:
     categories: tuple[str, ...]
     unit_ids: tuple[str, ...]
     contacts: tuple[str, ...]
+
+
+def registered_member(openid: str, name: str, grid: str | None, registration: int) -> StaffInfo:
+    """The Party member an approved 报到 makes of its person."""
+    return StaffInfo(openid, name or REGISTERED_NAME, "party_member", str(grid), registration=registration)
 
 
 class Directory:
@@ -85,11 +95,34 @@ class Directory:
             for d in org.departments
         )
         people = tuple(StaffInfo(p.openid, p.name, p.role, p.unit_id, p.wecom_userid) for p in org.people)
-        return cls(units, places, aliases, departments, people)
+        listed = {p.openid for p in people}
+        registered = tuple(
+            registered_member(r.openid, r.name, r.grid_id, r.id)
+            for r in await approved_registrations(session)
+            if r.openid not in listed and r.grid_id in units  # the org file wins; a grid may be gone
+        )
+        return cls(units, places, aliases, departments, people + registered)
 
     def adopt(self, newer: Directory) -> None:
         """Become `newer`, in one step: everyone holding this directory sees the new org from now on."""
         vars(self).update(vars(newer))
+
+    def add_person(self, person: StaffInfo) -> None:
+        """One more person at once (an approved 报到); the next reload brings the same from the database."""
+        if person.openid in self.people:
+            return
+        self.people[person.openid] = person
+        self._by_unit[person.unit_id] = sorted(
+            [*self._by_unit.get(person.unit_id, []), person], key=lambda p: p.openid
+        )
+
+    def drop_registered(self, openid: str) -> None:
+        """A withdrawn 报到: no longer a Party member here (the org file's people are never dropped so)."""
+        person = self.people.get(openid)
+        if person is None or person.registration is None:
+            return
+        del self.people[openid]
+        self._by_unit[person.unit_id] = [p for p in self._by_unit.get(person.unit_id, []) if p != person]
 
     def person(self, openid: str | None) -> StaffInfo | None:
         return self.people.get(openid or "")

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 KINDS = ("text", "voice", "image", "location", "link", "event", "other")
-EVENTS = ("subscribe", "unsubscribe", "click", "view", "location")
+EVENTS = ("subscribe", "unsubscribe", "click", "view", "scan", "location")
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,9 @@ from storage.models import WorkOrder
 from storage.orders import followers_of
 from storage.outbox import enqueue
 
+# Reporters that are API clients (handlers/open311.py): they read their requests' status, get no notices.
+API_SENDER = "open311:"
+
 
 def address_of(services: Services, openid: str) -> tuple[str, str]:
     """Where to reach a person: the WeCom app for staff who have a WeCom id (when it is set up), else
@@ -23,7 +26,7 @@ async def notify(ctx: Context, openid: str | None, text: str, *, order_id: int |
     The send key names the inbound message that caused it, so handling the same message again queues
     nothing twice.
     """
-    if not openid or openid == ctx.speaker.openid:
+    if not openid or openid == ctx.speaker.openid or openid.startswith(API_SENDER):
         return
     channel, recipient = address_of(ctx.services, openid)
     key = f"{ctx.msg.channel}:{ctx.inbound_id}:{reason}:{order_id}:{openid}"

@@ -11,7 +11,7 @@ import asyncio
 import csv
 import io
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -33,6 +33,7 @@ from handlers.rates import (
     small,
     subtree,
 )
+from storage.registrations import claims_by
 from storage.stats import order_rows
 
 __all__ = [
@@ -45,6 +46,7 @@ __all__ = [
     "format_csv",
     "format_text",
     "parse_period",
+    "party_claims",
     "ranking_reply",
     "render_report",
     "report_rows",
@@ -96,6 +98,19 @@ async def report_rows(
     return rows
 
 
+async def party_claims(
+    session: AsyncSession, directory: Directory, rows: Sequence[UnitRates], start: datetime, cutoff: datetime
+) -> dict[str, int]:
+    """党员领单: orders claimed (领单) in [start, cutoff) by Party members (the org file's and those of an
+    approved 报到), per unit of `rows`, each over its whole subtree. Counted beside the rates, not in them."""
+    party = {p.openid for p in directory.people.values() if p.role == "party_member"}
+    own = await claims_by(session, {row.unit_id for row in rows}, party, start, cutoff)
+    return {
+        row.unit_id: sum(n for unit, n in own.items() if directory.contains(row.unit_id, unit))
+        for row in rows
+    }
+
+
 async def render_report(
     session: AsyncSession,
     directory: Directory,
@@ -113,9 +128,10 @@ async def render_report(
     now = now or datetime.now(UTC)
     parsed = parse_period(period or "本月", now)
     rows = await report_rows(session, directory, parsed, unit_id, now=now, weights=weights)
+    party = await party_claims(session, directory, rows, parsed.start, parsed.cutoff(now))
     if fmt == "csv":
-        return format_csv(rows, parsed)
-    return format_text(rows, parsed, cutoff=parsed.cutoff(now), weights=weights)
+        return format_csv(rows, parsed, party)
+    return format_text(rows, parsed, cutoff=parsed.cutoff(now), weights=weights, party=party)
 
 
 # --- numbers as text ----------------------------------------------------------------------------
@@ -186,10 +202,15 @@ TEXT_COLUMNS = (
 
 
 def format_text(
-    rows: Sequence[UnitRates], period: Period, *, cutoff: datetime, weights: Weights = DEFAULT_WEIGHTS
+    rows: Sequence[UnitRates],
+    period: Period,
+    *,
+    cutoff: datetime,
+    weights: Weights = DEFAULT_WEIGHTS,
+    party: Mapping[str, int] | None = None,
 ) -> str:
     """A table that fits a terminal: one line per unit, indented by level; “—” where there is nothing
-    to divide."""
+    to divide. Then, with `party`, the orders Party members claimed (党员领单) per unit that has any."""
     until = min(period.end, max(cutoff, period.start))
     running = "，本期未结束" if cutoff < period.end else ""
     lines = [
@@ -231,6 +252,12 @@ def format_text(
         cells = [_pad(line[0], widths[0])]
         cells += [_pad(cell, widths[i], right=True) for i, cell in enumerate(line[1:], start=1)]
         lines.append("  ".join(cells).rstrip())
+    if party is not None:
+        claimed = [
+            f"{'  ' * row.depth}{row.name} {party[row.unit_id]}" for row in rows if party.get(row.unit_id)
+        ]
+        lines.append("党员领单（党员领办的工单数）：" + ("" if claimed else "本期没有"))
+        lines.extend(claimed)
     return "\n".join(lines)
 
 
@@ -261,12 +288,14 @@ CSV_HEADER = (
     "resolve_running",
     "awaiting_rating",
     "small_sample",
+    "party_claims",
 )
 
 
-def format_csv(rows: Sequence[UnitRates], period: Period) -> str:
+def format_csv(rows: Sequence[UnitRates], period: Period, party: Mapping[str, int] | None = None) -> str:
     """CSV with a header (`CSV_HEADER`): rates as fractions 0–1 to four places, hours and the composite
-    to two; an empty cell where there is nothing to divide."""
+    to two; an empty cell where there is nothing to divide. `party_claims`: 党员领单 (empty without
+    `party`)."""
 
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
@@ -301,6 +330,7 @@ def format_csv(rows: Sequence[UnitRates], period: Period) -> str:
                 c.resolve_running,
                 c.awaiting_rating,
                 int(row.small_sample) if row.composite is not None else "",
+                party.get(row.unit_id, 0) if party is not None else "",
             ]
         )
     return out.getvalue()
@@ -369,6 +399,7 @@ async def stats_reply(
         return "您不属于任何单位，无法统计。"
     rows = await report_rows(session, directory, period, unit_id, now=now, weights=weights)
     own, children = rows[0], [row for row in rows if row.depth == 1]
+    claimed = (await party_claims(session, directory, rows, period.start, period.cutoff(now)))[unit_id]
     c = own.counts
     head = [
         f"{own.name} 统计 · {_heading(period, period.cutoff(now))}",
@@ -381,6 +412,8 @@ async def stats_reply(
         ),
         f"综合 {number(own.composite)} 分{_marked(own, SMALL)}",
     ]
+    if claimed:
+        head.insert(2, f"党员领单 {claimed} 单")
     items = []
     for row in children:
         short = _short(row.name, own.name)

@@ -16,6 +16,7 @@ HELP_RESIDENT = (
     "3. 催办 号 — 催一催\n"
     "4. 撤销 号 — 还没人接单时可撤销\n"
     "5. 绑定 地址 — 记住您住哪，以后不写地址也行\n"
+    "6. 在职党员到社区报到：报到 社区名 网格 姓名\n"
     "紧急情况请直接拨打 110 / 119 / 120。"
 )
 
@@ -36,6 +37,8 @@ HELP_ADMIN = (
     "统计 [今日|本周|本月] · 排名\n"
     "派单 号 网格或人 · 督办 号\n"
     "延期 号 天数 原因 — 批准延期\n"
+    "热点 — 同一网格同类问题集中的地方\n"
+    "同意 号 · 拒绝 号 原因 — 党员报到申请\n"
     "后台 — 指挥中心网页的登录链接"
 )
 
@@ -300,3 +303,69 @@ def timer_summary(lines: list[str], own: bool, oversee: bool) -> str:
     if len(lines) > len(shown):
         shown.append(f"…等 {len(lines)} 张")
     return "\n".join([head, *shown, tail])
+
+
+# --- reach: place codes (扫码报事), the menu, 双报到, hot spots, Open311 ---------------------------
+
+SCANNED_WELCOME = "欢迎关注社区网格服务号！\n"
+SCANNED = (
+    "您好，这里是{place}（由{branch}负责）。请描述遇到的问题，可以附照片，不用再写地址。\n"
+    "紧急情况请直接拨打 110 / 119 / 120。"
+)
+SCANNED_BY_STAFF = "这是{place}（{grid}）的报事码。居民扫码后直接描述问题，工单就会派到本网格。"
+HOW_TO_REPORT = (
+    "怎样报事：直接发文字或语音，说清问题和地点，例如“筱塘新村3号楼楼道灯坏了”，可以附照片或位置。\n"
+    "扫楼道里张贴的二维码报事，不用写地址。紧急情况请直接拨打 110 / 119 / 120。"
+)
+HOTLINES = (
+    "便民电话：\n"
+    "火警 119 · 报警 110 · 急救 120 · 交通事故 122\n"
+    "政务服务便民热线 12345\n"
+    "供电服务 95598\n"
+    "燃气、供水报修请拨打缴费单上的服务电话。\n"
+    "其他问题直接在这里告诉我们。"
+)
+
+# 双报到: in-service Party members register with a community (handlers/registration.py).
+REGISTER_STAFF = "您已是{unit}的{role}，无需报到。回复“帮助”查看可用指令。"
+REGISTER_PENDING = "您的报到申请 #{n} 正在等待社区审核，审核后会通知您。"
+REGISTER_DONE = "您已报到到{grid}，可以领办本网格的工单：回复“待办”看工单，“领单 号”领办。"
+REGISTER_NO_COMMUNITY = "没有找到“{word}”。请写社区全称，例如：报到 筱塘社区 第一网格 张三\n可选社区：{names}"
+REGISTERED = "已提交报到申请 #{n}（{where}）。社区审核后会通知您。"
+REGISTERED_NO_ADMIN = "已提交报到申请 #{n}（{where}）。该社区暂未设管理员，请直接联系社区。"
+NAMELESS = "未留姓名的党员（用户尾号 {tail}）"
+APPROVE_NEEDS_GRID = "报到申请 #{n} 没有写网格。请写上网格，例如：同意 {n} {example}"
+APPROVED = "已同意报到申请 #{n}：{who}成为{grid}的报到党员。"
+APPROVED_NOTICE = (
+    "您的报到已通过！您现在是{branch}的报到党员，可以领办本网格的工单：\n"
+    "回复“待办”看工单，“领单 号”领办。回复“帮助”看全部指令。"
+)
+REJECTED = "已拒绝报到申请 #{n}。"
+WITHDRAWN = "已撤销 #{n} 的报到：{who}不再是报到党员，其承办中的工单请用“派单 号 网格或人”改派。"
+WITHDRAWN_NOTICE = "您的报到（#{n}）已由社区撤销{reason}。感谢您的付出！如有疑问请联系社区。"
+APPROVE_UNKNOWN_GRID = "没有找到“{word}”。请写{community}的网格，例如：同意 {n} {example}"
+REJECTED_NOTICE = "您的报到申请 #{n} 未通过{reason}。如有疑问请联系社区。"
+NO_SUCH_REGISTRATION = "没有找到报到申请 #{n}，请核对编号。"
+REGISTRATION_DECIDED = "报到申请 #{n} 已经{state}，无需再处理。"
+REGISTRATION_NOT_YOURS = "抱歉，报到申请 #{n} 不属于您管理的社区。"
+
+
+def register_notice(n: int, who: str, where: str, has_grid: bool) -> str:
+    agree = f"同意 {n}" if has_grid else f"同意 {n} 网格名"
+    return (
+        f"【党员报到 #{n}】{who}申请到{where}报到（在职党员双报到）。\n"
+        f"同意请回复“{agree}”，不同意请回复“拒绝 {n} 原因”。"
+    )
+
+
+# 主动治理: hot spots (handlers/hotspots.py).
+NO_HOTSPOTS = "目前没有热点。同一网格同类问题集中出现时，会第一时间提醒您。"
+
+
+def hotspot_alert(grid: str, category: str, count: int, window: str, usual: float, lines: list[str]) -> str:
+    normal = f"（平时约 {usual:.1f} 条）" if usual >= 0.05 else ""
+    return (
+        f"【热点预警】{grid} 近 {window}收到 {count} 条“{category}”反映{normal}：\n"
+        + "\n".join(lines)
+        + "\n请研判是否集中处置。回复“热点”查看，“状态 号”看详情。"
+    )

@@ -166,8 +166,9 @@ class WorkOrder(Base):
     __tablename__ = "work_order"
     __table_args__ = (
         Index("ix_work_order_state_unit", "state", "unit_id"),
-        # the dashboard: intake today / this week, the 30-day charts, date-range filters (migration 0007)
+        # the dashboard: intake today / this week, the 30-day charts, date-range filters (migration 0006)
         Index("ix_work_order_unit_created", "unit_id", "created_at"),
+        Index("ix_work_order_created_at", "created_at"),  # the hot-spot window
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -325,10 +326,52 @@ class DashboardLogin(Base):
     used_at: Mapped[datetime | None]
 
 
+class Registration(Base):
+    """双报到: an in-service Party member asks to serve in a community's grid; its admin agrees or not.
+
+    Approved registrations are people of the org beside the org file's (a party_member of `grid_id`);
+    `gridbot org import` never touches them. `active_key` is the openid while the registration is pending
+    or approved and NULL once refused, so a person has at most one of those at a time.
+    """
+
+    __tablename__ = "registration"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    openid: Mapped[str] = mapped_column(String(64), index=True)
+    name: Mapped[str] = mapped_column(String(64), default="")
+    community_id: Mapped[str] = mapped_column(ForeignKey("unit.id"))
+    grid_id: Mapped[str | None] = mapped_column(ForeignKey("unit.id"))
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | approved | rejected
+    active_key: Mapped[str | None] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    decided_at: Mapped[datetime | None]
+    decided_by: Mapped[str | None] = mapped_column(String(64))
+    note: Mapped[str] = mapped_column(Text, default="")
+
+
+class HotSpot(Base):
+    """主动治理: reports of one category piling up in one grid. Opened once (the unique `open_key`,
+    "grid|category" while open, NULL once it has cooled down), which is what makes the alert go once."""
+
+    __tablename__ = "hotspot"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    unit_id: Mapped[str] = mapped_column(ForeignKey("unit.id"), index=True)
+    category: Mapped[str] = mapped_column(String(32))
+    open_key: Mapped[str | None] = mapped_column(String(128), unique=True)
+    reports: Mapped[int] = mapped_column(Integer)  # in the window when it opened
+    usual: Mapped[float] = mapped_column(Float, default=0.0)  # the grid's usual reports per window
+    bar: Mapped[float] = mapped_column(Float)  # the count that made it hot
+    order_ids: Mapped[list[Any]] = mapped_column(default=list)
+    opened_at: Mapped[datetime]
+    closed_at: Mapped[datetime | None]
+
+
 __all__ = [
     "Base",
     "DashboardLogin",
     "Department",
+    "HotSpot",
     "InboundMessage",
     "MediaFile",
     "OrderFollower",
@@ -336,6 +379,7 @@ __all__ = [
     "Person",
     "Place",
     "PlaceAlias",
+    "Registration",
     "Resident",
     "Unit",
     "WorkOrder",

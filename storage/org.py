@@ -347,7 +347,7 @@ async def apply_org(session: AsyncSession, spec: OrgSpec) -> ImportSummary:
     changed += _deactivate(existing_departments, {d.id for d in spec.departments})
     await session.flush()
     if changed:
-        await _bump_revision(session)
+        await bump_revision(session)
     places = sum(len(u.places) for u in spec.units)
     return ImportSummary(len(spec.units), places, len(spec.people), len(spec.departments), changed)
 
@@ -357,7 +357,8 @@ async def org_revision(session: AsyncSession) -> int:
     return await session.scalar(select(OrgRevision.revision).where(OrgRevision.id == 1)) or 0
 
 
-async def _bump_revision(session: AsyncSession) -> None:
+async def bump_revision(session: AsyncSession) -> None:
+    """Tell running servers the org changed (an import, an approved 报到): they reload within seconds."""
     # Create-if-missing, then increment in place: two imports at once both count, neither fails.
     now = utcnow()
     await session.execute(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from handlers.commands import ALIASES, EXAMPLES, NEEDS_NUMBER, Command, parse
+from handlers.commands import ALIASES, EXAMPLES, NEEDS_NUMBER, NUMBER_NAMES, Command, parse
 
 
 @pytest.mark.parametrize(
@@ -44,7 +44,8 @@ def test_other_text_is_not_a_command(text: str) -> None:
 @pytest.mark.parametrize("word", sorted(NEEDS_NUMBER))
 def test_a_missing_number_gets_the_example(word: str) -> None:
     command = parse(word)
-    assert command is not None and command.error == f"请写上工单号，例如：{EXAMPLES[word]}"
+    what = NUMBER_NAMES.get(word, "工单号")  # 同意/拒绝 take a 报到's number
+    assert command is not None and command.error == f"请写上{what}，例如：{EXAMPLES[word]}"
 
 
 @pytest.mark.parametrize(

@@ -32,6 +32,7 @@ from bot.demo.wechat_client import (
     text_xml,
     voice_xml,
 )
+from handlers.scan import MENU_KEYS, place_scene
 from storage.org import ROLE_NAMES, OrgError, load_org_file
 
 __all__ = [
@@ -65,6 +66,8 @@ CLIENT_HELP = (
     "/位置 纬度 经度 [地址]  发送位置，例如 /位置 25.4310 119.0070 筱塘新村\n"
     "/图片 [图片地址]        发送一张照片\n"
     "/语音 文字              发送一条语音（文字是微信的语音识别结果）\n"
+    "/扫码 地点              扫楼道里的报事码，例如 /扫码 筱塘新村\n"
+    "/菜单 按钮              点公众号菜单：REPORT 报事 · MY_ORDERS 我的工单 · HELP 帮助 · HOTLINES 便民电话\n"
     "/身份                   切换身份\n"
     "/退出                   退出（也可按 Ctrl-D）\n"
     "其他内容原样作为文字消息发给公众号。"
@@ -389,6 +392,17 @@ class ChatSession:
                 self.out("用法：/语音 文字，例如 /语音 楼下路灯坏了")
                 return
             await self._send(voice_xml(identity.openid, rest))
+        elif command == "扫码":
+            if not rest:
+                self.out("用法：/扫码 地点，例如 /扫码 筱塘新村")
+                return
+            await self._send(event_xml(identity.openid, "SCAN", place_scene(rest.strip())))
+        elif command == "菜单":
+            key = rest.strip().upper()
+            if key not in MENU_KEYS:
+                self.out(f"用法：/菜单 按钮，按钮为 {'、'.join(MENU_KEYS)}")
+                return
+            await self._send(event_xml(identity.openid, "CLICK", key))
         elif command == "帮助":
             self.out(CLIENT_HELP)
         else:

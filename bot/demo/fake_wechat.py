@@ -33,16 +33,27 @@ ERRMSG = {
     40014: "invalid access_token",
     40037: "invalid template_id",
     40056: "invalid agentid",
+    40097: "invalid args",
     40125: "invalid appsecret",
     41001: "access_token missing",
     42001: "access_token expired",
     43004: "require subscribe",
     44004: "empty content",
+    40016: "invalid button size",
+    40017: "invalid button type",
+    40018: "invalid button name size",
+    40019: "invalid button key size",
+    40023: "invalid sub button size",
+    40025: "invalid sub button name size",
+    40027: "invalid sub button url size",
     45009: "reach max api daily quota limit",
     45015: "response out of time limit or subscription is canceled",
     45047: "out of response count limit",
+    46003: "menu no exist",
     47001: "data format error",
 }
+QR_URL = "http://weixin.qq.com/q/"  # what a permanent code encodes: this prefix and the code's own part
+MENU_TYPES = frozenset({"click", "view", "location_select", "scancode_push", "scancode_waitmsg"})
 
 
 @dataclass
@@ -93,6 +104,8 @@ class FakeWeChat:
         self.media: dict[str, tuple[str, bytes]] = {}
         self.default_media = default_media
         self.media_requests: list[str] = []  # every media id asked for, in order
+        self.qrcodes: dict[str, dict[str, str]] = {}  # scene_str → {"ticket", "url"}
+        self.menu: list[dict[str, Any]] | None = None  # the buttons set by menu/create
 
     # --- controls for tests and the demo ---------------------------------------------------------
 
@@ -293,6 +306,58 @@ class FakeWeChat:
             headers={"Content-Disposition": f'attachment; filename="{media_id}"'},
         )
 
+    # --- permanent QR codes and the menu ----------------------------------------------------------
+
+    def scene_of(self, url: str) -> str | None:
+        """The scene a code's URL (as decoded from its image) was created for."""
+        return next((scene for scene, code in self.qrcodes.items() if code["url"] == url), None)
+
+    async def qrcode_create(self, request: web.Request) -> web.Response:
+        body, refused = await self._body(request, "mp")
+        if body is None:
+            return refused or _error(47001)
+        if fault := await self._fault_for([]):  # a fault for any recipient (touser None) applies here too
+            return fault
+        scene = ((body.get("action_info") or {}).get("scene") or {}).get("scene_str")
+        if body.get("action_name") != "QR_LIMIT_STR_SCENE" or not isinstance(scene, str):
+            return _error(47001)
+        if not 1 <= len(scene) <= 64:
+            return _error(40097 if scene else 47001)
+        code = self.qrcodes.setdefault(
+            scene, {"ticket": secrets.token_urlsafe(32), "url": QR_URL + secrets.token_urlsafe(12)}
+        )
+        return web.json_response({"ticket": code["ticket"], "url": code["url"]})
+
+    async def menu_create(self, request: web.Request) -> web.Response:
+        body, refused = await self._body(request, "mp")
+        if body is None:
+            return refused or _error(47001)
+        if fault := await self._fault_for([]):
+            return fault
+        buttons = body.get("button")
+        if not isinstance(buttons, list) or not 1 <= len(buttons) <= 3:
+            return _error(40016)
+        for button in buttons:
+            if not isinstance(button, dict):
+                return _error(47001)
+            if errcode := _button_error(button, top=True):
+                return _error(errcode)
+        self.menu = buttons
+        return web.json_response({"errcode": 0, "errmsg": "ok"})
+
+    async def menu_get(self, request: web.Request) -> web.Response:
+        if refused := self._check_token(request, "mp"):
+            return refused
+        if self.menu is None:
+            return _error(46003)
+        return web.json_response({"menu": {"button": self.menu}}, dumps=_dumps)
+
+    async def menu_delete(self, request: web.Request) -> web.Response:
+        if refused := self._check_token(request, "mp"):
+            return refused
+        self.menu = None
+        return web.json_response({"errcode": 0, "errmsg": "ok"})
+
     # --- reading -------------------------------------------------------------------------------
 
     async def read_messages(self, request: web.Request) -> web.Response:
@@ -313,7 +378,35 @@ class FakeWeChat:
                     await self._arrived.wait()
             except TimeoutError:
                 break
-        return web.json_response(found, dumps=lambda obj: json.dumps(obj, ensure_ascii=False))
+        return web.json_response(found, dumps=_dumps)
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, ensure_ascii=False)
+
+
+def _button_error(button: dict[str, Any], *, top: bool) -> int | None:
+    """The errcode WeChat gives for this menu button, or None when it is well formed."""
+    name = button.get("name")
+    if not isinstance(name, str) or not 0 < len(name.encode()) <= (16 if top else 60):
+        return 40018 if top else 40025
+    subs = button.get("sub_button")
+    if top and subs:
+        if not isinstance(subs, list) or len(subs) > 5:
+            return 40023
+        for sub in subs:
+            if not isinstance(sub, dict) or (errcode := _button_error(sub, top=False)):
+                return errcode if isinstance(sub, dict) else 47001
+        return None
+    if button.get("type") not in MENU_TYPES:
+        return 40017
+    if button["type"] == "view":
+        url = button.get("url")
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")) or len(url) > 1024:
+            return 40027
+    elif not isinstance(button.get("key"), str) or not 0 < len(button["key"].encode()) <= 128:
+        return 40019
+    return None
 
 
 FAKE_WECHAT = web.AppKey("fake_wechat", FakeWeChat)
@@ -349,6 +442,10 @@ def create_fake_wechat_app(
     app.router.add_get("/cgi-bin/gettoken", fake.wecom_token)
     app.router.add_post("/cgi-bin/message/send", fake.wecom_send)
     app.router.add_get("/cgi-bin/media/get", fake.media_get)
+    app.router.add_post("/cgi-bin/qrcode/create", fake.qrcode_create)
+    app.router.add_post("/cgi-bin/menu/create", fake.menu_create)
+    app.router.add_get("/cgi-bin/menu/get", fake.menu_get)
+    app.router.add_get("/cgi-bin/menu/delete", fake.menu_delete)
     app.router.add_get("/fake/messages", fake.read_messages)
 
     async def end_long_polls(_: web.Application) -> None:

@@ -14,7 +14,18 @@ from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from handlers import admin, conversation, intake, resident, staff, texts
+from handlers import (
+    admin,
+    conversation,
+    hotspots,
+    intake,
+    open311,
+    registration,
+    resident,
+    scan,
+    staff,
+    texts,
+)
 from handlers.commands import parse
 from handlers.context import Context, Services, Speaker
 from handlers.directory import Directory
@@ -27,7 +38,9 @@ Handler = Callable[[Context], Awaitable[str | None]]
 Filter = Callable[[Context], bool]
 
 STAFF_WORDS = frozenset({"待办", "接单", "领单", "进展", "办结", "转派", "退单", "延期"})
-ADMIN_WORDS = frozenset({"状态", "列表", "逾期", "派单", "督办", "统计", "排名", "后台"})
+ADMIN_WORDS = frozenset(
+    {"状态", "列表", "逾期", "派单", "督办", "统计", "排名", "后台", "热点", "同意", "拒绝"}
+)
 RESIDENT_WORDS = frozenset({"查询", "评价", "撤销", "催办", "绑定"})
 DEFERRED_PER_REPLY = 3  # with the reply itself this stays within WeChat's 2048 bytes; the rest wait
 
@@ -97,11 +110,16 @@ class Route:
 
 
 ROUTES: tuple[Route, ...] = (
+    Route(open311.is_api, open311.submit),  # an Open311 client's service request: straight to intake
     Route(wecom_stranger, wecom_staff_only),  # the WeCom app never takes a report from a non-staff member
+    Route(scan.is_scan, scan.scanned),  # a place's code (扫码报事): bind there, ask what is wrong
     Route(event("subscribe"), conversation.welcome),
     Route(event("unsubscribe"), conversation.goodbye),
+    Route(scan.is_click, scan.click),  # a menu button
     Route(event(), conversation.ignore),
     Route(command("帮助"), conversation.help_text),
+    Route(both(command("报到"), miswritten), say_error),  # 双报到: anyone may register
+    Route(command("报到"), registration.register),
     # Commands written wrongly get their hint, but only from someone who may use them.
     Route(both(command(*STAFF_WORDS), staff_only, miswritten), say_error),
     Route(both(command(*ADMIN_WORDS), admin_only, miswritten), say_error),
@@ -124,6 +142,9 @@ ROUTES: tuple[Route, ...] = (
     Route(both(command("统计"), admin_only), admin.stats),
     Route(both(command("排名"), admin_only), admin.ranking),
     Route(both(command("后台"), admin_only), admin.dashboard_link),
+    Route(both(command("热点"), admin_only), hotspots.listing),
+    Route(both(command("同意"), admin_only), registration.approve),
+    Route(both(command("拒绝"), admin_only), registration.reject),
     Route(command(*ADMIN_WORDS), refuse_admin_word),
     Route(command(*STAFF_WORDS), refuse_staff_word),
     # Residents; staff get their help instead.

@@ -265,7 +265,7 @@ def _event(data: Mapping[str, Any], base: dict[str, Any]) -> Incoming:
     if event == "location":
         location = (_number(data, "Latitude"), _number(data, "Longitude"))
         return Incoming(kind="event", event="location", location=location, **base)
-    if event in ("subscribe", "unsubscribe", "click", "view"):
+    if event in ("subscribe", "unsubscribe", "click", "view", "scan"):
         return Incoming(
             kind="event", event=event, event_key=key, url=key if event == "view" else None, **base
         )

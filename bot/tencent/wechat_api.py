@@ -28,9 +28,11 @@ log = logging.getLogger(__name__)
 __all__ = [
     "MAX_MEDIA_BYTES",
     "MEDIA_TYPES",
+    "NO_MENU",
     "Media",
     "MediaRefused",
     "OutOfWindow",
+    "QrCode",
     "QuotaExceeded",
     "Retryable",
     "SendRejected",
@@ -45,6 +47,8 @@ QUOTA_ERROR = 45009
 BUSY_ERROR = -1
 TOKEN_MARGIN = 300  # refresh 5 minutes before WeChat's expiry, inside its overlap
 TOKEN_WAIT_STEP = 0.05
+NO_MENU = 46003  # menu/get: the account has no menu set through the API
+SCENE_MAX = 64  # characters of a permanent code's scene_str
 
 
 class WeChatAPIError(Exception):
@@ -163,14 +167,15 @@ class TencentTransport:
     async def _fetch_token(self) -> str:
         raise NotImplementedError
 
-    async def _call(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    async def _call(self, path: str, body: dict[str, Any] | None) -> dict[str, Any]:
+        """POST `body` to `path` with the token (None: a GET with only the token)."""
         token = await self.access_token()
-        answer = await self._post(path, token, body)
+        answer = await self._send(path, token, body)
         code = _errcode(answer)
         if code in TOKEN_ERRORS:
             log.warning("%s %s: errcode %s, refreshing the access token once", self.name, path, code)
             token = await self._refresh(stale=token)
-            answer = await self._post(path, token, body)
+            answer = await self._send(path, token, body)
             code = _errcode(answer)
         if code != 0:
             log.info("%s %s: errcode %s", self.name, path, code)
@@ -204,7 +209,9 @@ class TencentTransport:
             if cached and cached != stale:
                 return cached
 
-    async def _post(self, path: str, token: str, body: dict[str, Any]) -> dict[str, Any]:
+    async def _send(self, path: str, token: str, body: dict[str, Any] | None) -> dict[str, Any]:
+        if body is None:
+            return await self._request("GET", path, params={"access_token": token})
         data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
         headers = {"Content-Type": "application/json; charset=utf-8"}
         return await self._request("POST", path, params={"access_token": token}, data=data, headers=headers)
@@ -231,8 +238,17 @@ class TencentTransport:
         return answer
 
 
+@dataclass(frozen=True)
+class QrCode:
+    """A permanent parametric QR code: `url` is what the code encodes; `ticket` fetches WeChat's image."""
+
+    scene: str
+    ticket: str
+    url: str
+
+
 class WeChatAPI(TencentTransport):
-    """Customer-service and template messages for one official account."""
+    """Customer-service and template messages, permanent QR codes and the menu of one official account."""
 
     def __init__(
         self,
@@ -319,6 +335,34 @@ class WeChatAPI(TencentTransport):
             return answer if isinstance(answer, dict) else {"errcode": BUSY_ERROR}
         check_media(content_type, data)
         return Media(content_type, data)
+
+    async def create_qrcode(self, scene: str) -> QrCode:
+        """A permanent code (QR_LIMIT_STR_SCENE) for `scene`; asking again for a scene gives the same code."""
+        if not 1 <= len(scene) <= SCENE_MAX:
+            raise ValueError(f"scene_str must be 1–{SCENE_MAX} characters")
+        body = {"action_name": "QR_LIMIT_STR_SCENE", "action_info": {"scene": {"scene_str": scene}}}
+        answer = await self._call("/cgi-bin/qrcode/create", body)
+        ticket, url = answer.get("ticket"), answer.get("url")
+        if not isinstance(ticket, str) or not ticket or not isinstance(url, str) or not url:
+            raise Retryable(None, "qrcode/create answered without a ticket or url")
+        return QrCode(scene, ticket, url)
+
+    async def create_menu(self, buttons: list[dict[str, Any]]) -> None:
+        await self._call("/cgi-bin/menu/create", {"button": buttons})
+
+    async def get_menu(self) -> list[dict[str, Any]] | None:
+        """The menu's buttons as WeChat holds them; None when the account has no menu."""
+        try:
+            answer = await self._call("/cgi-bin/menu/get", None)
+        except SendRejected as exc:
+            if exc.errcode == NO_MENU:
+                return None
+            raise
+        buttons = (answer.get("menu") or {}).get("button")
+        return buttons if isinstance(buttons, list) else []
+
+    async def delete_menu(self) -> None:
+        await self._call("/cgi-bin/menu/delete", None)
 
     async def _fetch_token(self) -> str:
         params = {"grant_type": "client_credential", "appid": self.app_id, "secret": self._secret}
