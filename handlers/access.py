@@ -19,5 +19,16 @@ def may_oversee(ctx: Context, order: WorkOrder) -> bool:
     return ctx.speaker.is_admin and ctx.services.directory.contains(ctx.speaker.unit_id, order.unit_id)
 
 
+def works_or_oversees(ctx: Context, order: WorkOrder) -> bool:
+    """转派 and 延期: the order's own staff, or an admin above it."""
+    return may_work_on(ctx, order) or may_oversee(ctx, order)
+
+
+def claims(ctx: Context, order: WorkOrder) -> bool:
+    """党员领单: grid staff (a Party member, above all) of the order's grid."""
+    return ctx.speaker.is_grid_staff and ctx.speaker.unit_id == order.unit_id
+
+
 def owns(ctx: Context, order: WorkOrder) -> bool:
+    """The resident who reported it."""
     return order.resident_openid == ctx.speaker.openid

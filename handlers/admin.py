@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from handlers import texts
-from handlers.access import may_oversee
 from handlers.context import Context
 from handlers.login_links import new_login_link
 from handlers.notices import notify
@@ -48,7 +47,7 @@ async def status(ctx: Context) -> str:
     order = await get_order(ctx.session, number)
     if order is None:
         return texts.NO_SUCH_ORDER.format(n=number)
-    if not may_oversee(ctx, order):
+    if ctx.command.access is None or not ctx.command.access(ctx, order):
         return texts.NOT_ALLOWED.format(n=number)
     lines = [await card(ctx, order)]
     if order.escalation_level:
@@ -115,7 +114,7 @@ async def overdue(ctx: Context) -> str:
 
 async def dispatch_order(ctx: Context) -> str:
     """派单: an admin gives an order (waiting, returned, or not yet accepted) to a grid or a person."""
-    order = await load_order(ctx, may_oversee)
+    order = await load_order(ctx)
     if isinstance(order, str):
         return order
     return await hand_over(ctx, order, "assign")
@@ -123,7 +122,7 @@ async def dispatch_order(ctx: Context) -> str:
 
 async def supervise(ctx: Context) -> str:
     """督办: the assignee (or, with none, the community admins) is told to hurry; recorded as an escalation."""
-    order = await load_order(ctx, may_oversee)
+    order = await load_order(ctx)
     if isinstance(order, str):
         return order
     if order.state not in OPEN_STATES:

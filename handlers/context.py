@@ -9,8 +9,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handlers.commands import Command
 from handlers.directory import Directory, StaffInfo
+from handlers.grammar import Command
 from handlers.incoming import Incoming
 from handlers.rates import DEFAULT_WEIGHTS, Weights
 from handlers.workflow import ACTIONS, ADMIN_ROLES, GRID_STAFF_ROLES, Limits, apply, next_step_at

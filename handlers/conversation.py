@@ -22,11 +22,5 @@ async def ignore(ctx: Context) -> None:
     """Menu clicks without a handler, page views, periodic location reports: stored, not answered."""
 
 
-async def help_text(ctx: Context) -> str:
-    if ctx.speaker.is_admin:
-        return texts.HELP_ADMIN
-    return texts.HELP_STAFF if ctx.speaker.is_staff else texts.HELP_RESIDENT
-
-
 async def unsupported(ctx: Context) -> str:
     return texts.UNSUPPORTED

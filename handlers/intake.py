@@ -15,7 +15,7 @@ import re
 from datetime import timedelta
 from typing import Any
 
-from handlers import texts
+from handlers import commands, texts
 from handlers.context import Context
 from handlers.dispatch import announce, choose
 from handlers.duplicates import find_duplicate, follow
@@ -146,7 +146,7 @@ async def _menu_choice(ctx: Context, digit: str) -> str:
     if choice == "orders":
         return await my_orders(ctx)
     if choice == "help":
-        return texts.HELP_RESIDENT
+        return commands.HELP_RESIDENT
     return texts.MENU_REPORT
 
 

@@ -15,8 +15,8 @@ from handlers import texts
 from handlers.context import Context
 from handlers.directory import Directory
 from handlers.intake import open_order
-from handlers.where import Where
 from handlers.notices import API_SENDER
+from handlers.where import Where
 from nlp.places import haversine_km
 from storage.orders import get_order
 

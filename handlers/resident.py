@@ -66,7 +66,7 @@ async def rate(ctx: Context, number: int, rating: str) -> str:
     try:
         ctx.step(order, action, rating)  # 不满意 reopens it: a fresh deadline, the community is told
     except IllegalTransition as refused:
-        return f"工单 #{number}：{refused}"
+        return refused.about(number)
     await ctx.state.clear_pending(ctx.pending_key)
     if action == "rate":
         await notify(
@@ -101,12 +101,12 @@ URGE_EVERY = 2 * 3600.0  # one 催办 per order in this many seconds
 async def cancel(ctx: Context) -> str:
     assert ctx.command is not None and ctx.command.number is not None
     order = await get_order(ctx.session, ctx.command.number, for_update=True)
-    if order is None or not owns(ctx, order):
+    if order is None or ctx.command.access is None or not ctx.command.access(ctx, order):
         return texts.NOT_YOUR_ORDER.format(n=ctx.command.number)
     try:
         ctx.step(order, "cancel", "居民撤销")
     except IllegalTransition as refused:
-        return f"工单 #{order.id}：{refused}"
+        return refused.about(order.id)
     notice = texts.CANCELLED_NOTICE.format(n=order.id)
     await notify(ctx, order.assignee_openid, notice, order_id=order.id, reason="cancel")
     return texts.CANCELLED.format(n=order.id)
@@ -116,7 +116,7 @@ async def urge(ctx: Context) -> str:
     """催办: the assignee is reminded (the community admins too when it is overdue or unassigned)."""
     assert ctx.command is not None and ctx.command.number is not None
     order = await get_order(ctx.session, ctx.command.number, for_update=True)
-    if order is None or not owns(ctx, order):
+    if order is None or ctx.command.access is None or not ctx.command.access(ctx, order):
         return texts.NOT_YOUR_ORDER.format(n=ctx.command.number)
     if order.state not in OPEN_STATES:
         return texts.URGE_CLOSED.format(n=order.id, state=STATE_NAMES[order.state])

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 
-from handlers import conversation, texts
+from handlers import commands, conversation, texts
 from handlers.context import Context
 from handlers.directory import Directory
 from handlers.resident import my_orders
@@ -78,5 +78,5 @@ async def click(ctx: Context) -> str | None:
     if key == "MY_ORDERS":
         return await (todo(ctx) if ctx.speaker.is_staff else my_orders(ctx))
     if key == "HELP":
-        return await conversation.help_text(ctx)
+        return await commands.help_reply(ctx)
     return texts.HOTLINES

@@ -3,11 +3,10 @@ whoever must know."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from handlers import texts
-from handlers.access import may_oversee, may_work_on
+from handlers.access import may_oversee
 from handlers.context import Context
 from handlers.notices import notify, notify_residents
 from handlers.questions import Ask
@@ -20,14 +19,15 @@ from storage.orders import get_order, open_orders_for
 EXTENSION_WITHOUT_CONSENT = 3  # days a grid may extend on its own; more needs the community admin
 
 
-async def load_order(ctx: Context, allowed: Callable[[Context, WorkOrder], bool]) -> WorkOrder | str:
-    """The order the command names, locked for this transaction, or the refusal to answer with."""
-    assert ctx.command is not None and ctx.command.number is not None
+async def load_order(ctx: Context) -> WorkOrder | str:
+    """The order the command names, locked for this transaction, or the refusal to answer with: the
+    command's declared `access` rule says who may act on it (handlers/commands.py)."""
+    assert ctx.command is not None and ctx.command.number is not None and ctx.command.access is not None
     number = ctx.command.number
     order = await get_order(ctx.session, number, for_update=True)
     if order is None:
         return texts.NO_SUCH_ORDER.format(n=number)
-    if not allowed(ctx, order):
+    if not ctx.command.access(ctx, order):
         return texts.NOT_ALLOWED.format(n=number)
     return order
 
@@ -37,12 +37,8 @@ def step(ctx: Context, order: WorkOrder, action: str, text: str = "", **changes:
     try:
         ctx.step(order, action, text, **changes)
     except IllegalTransition as refused:
-        return f"工单 #{order.id}：{refused}"
+        return refused.about(order.id)
     return None
-
-
-def works_or_oversees(ctx: Context, order: WorkOrder) -> bool:
-    return may_work_on(ctx, order) or may_oversee(ctx, order)
 
 
 async def todo(ctx: Context) -> str:
@@ -57,7 +53,7 @@ async def todo(ctx: Context) -> str:
 
 
 async def accept(ctx: Context) -> str:
-    order = await load_order(ctx, may_work_on)
+    order = await load_order(ctx)
     if isinstance(order, str):
         return order
     if refused := step(ctx, order, "accept"):
@@ -71,7 +67,7 @@ async def accept(ctx: Context) -> str:
 
 async def claim(ctx: Context) -> str:
     """党员领单: a Party member (or other grid staff) of the order's grid takes an order nobody has accepted."""
-    order = await load_order(ctx, lambda c, o: c.speaker.is_grid_staff and c.speaker.unit_id == o.unit_id)
+    order = await load_order(ctx)
     if isinstance(order, str):
         return order
     previous = order.assignee_openid
@@ -85,7 +81,7 @@ async def claim(ctx: Context) -> str:
 
 
 async def progress(ctx: Context) -> str:
-    order = await load_order(ctx, may_work_on)
+    order = await load_order(ctx)
     if isinstance(order, str):
         return order
     assert ctx.command is not None
@@ -97,7 +93,7 @@ async def progress(ctx: Context) -> str:
 
 
 async def resolve(ctx: Context) -> str:
-    order = await load_order(ctx, may_work_on)
+    order = await load_order(ctx)
     if isinstance(order, str):
         return order
     assert ctx.command is not None
@@ -120,7 +116,7 @@ async def resolve(ctx: Context) -> str:
 
 async def transfer(ctx: Context) -> str:
     """转派: the assignee or grid staff pass it within their community; admins anywhere they oversee."""
-    order = await load_order(ctx, works_or_oversees)
+    order = await load_order(ctx)
     if isinstance(order, str):
         return order
     return await hand_over(ctx, order, "transfer")
@@ -161,7 +157,7 @@ async def _assign_to(ctx: Context, order: WorkOrder, target: Target) -> None:
 
 async def return_order(ctx: Context) -> str:
     """退单: not ours — back to the community's queue with the reason."""
-    order = await load_order(ctx, may_work_on)
+    order = await load_order(ctx)
     if isinstance(order, str):
         return order
     assert ctx.command is not None
@@ -178,7 +174,7 @@ async def return_order(ctx: Context) -> str:
 
 async def extend(ctx: Context) -> str:
     """延期: up to 3 days on the grid's word; more needs a community (or higher) admin, who may grant it."""
-    order = await load_order(ctx, works_or_oversees)
+    order = await load_order(ctx)
     if isinstance(order, str):
         return order
     assert ctx.command is not None and ctx.command.days is not None
@@ -186,7 +182,7 @@ async def extend(ctx: Context) -> str:
     try:
         next_state(order.state, "extend")
     except IllegalTransition as refused:
-        return f"工单 #{order.id}：{refused}"
+        return refused.about(order.id)
     if days > EXTENSION_WITHOUT_CONSENT and not may_oversee(ctx, order):
         step(ctx, order, "extend_request", f"{days} 天：{reason}")
         notice = texts.EXTEND_REQUEST.format(who=ctx.speaker.name, n=order.id, days=days, reason=reason)

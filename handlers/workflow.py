@@ -280,38 +280,46 @@ TRANSITIONS: Mapping[tuple[str, str], str] = {
 NOTES = frozenset(name for name, action in ACTIONS.items() if action.is_note)
 
 # Why an action is refused in a state where the table has no row for it.
+# Why an action is refused in a state where the table has no row for it; {n} is the order's number.
 _REFUSALS: Mapping[str, str] = {
-    "assign": "只有待派单、待接单或已退回的工单可以派单",
-    "claim": "只有还没人承办的工单可以领单",
-    "accept": "只有待接单的工单可以接单",
-    "transfer": "只有未办结的工单可以转派",
-    "return": "只有待接单或处理中的工单可以退单",
-    "progress": "请先接单，再记录进展",
-    "extend": "请先接单，再申请延期",
-    "resolve": "请先接单，再办结",
-    "rate": "工单办结后才能评价",
-    "reopen": "工单办结后才能评价",
-    "close_unrated": "只有已办结待评价的工单会自动关闭",
-    "cancel": "工单已有人接单处理，不能撤销；如有需要请回复“催办 号”",
+    "assign": "工单 #{n} 现在不能派单：只有待派单、待接单或已退回的工单可以派单。",
+    "claim": "工单 #{n} 已有人承办，不能领单。",
+    "accept": "工单 #{n} 现在不能接单：只有待接单的工单可以接单。",
+    "transfer": "工单 #{n} 不能转派：只有未办结的工单可以转派。",
+    "return": "工单 #{n} 不能退单：只有待接单或处理中的工单可以退单。",
+    "progress": "工单 #{n} 还没接单，请先回复“接单 {n}”，再记录进展。",
+    "extend": "工单 #{n} 还没接单，请先回复“接单 {n}”，再申请延期。",
+    "resolve": "工单 #{n} 还没接单，请先回复“接单 {n}”，再办结。",
+    "rate": "工单 #{n} 还没办结，办结后才能评价。",
+    "reopen": "工单 #{n} 还没办结，办结后才能评价。",
+    "close_unrated": "工单 #{n} 不在待评价，不会自动关闭。",
+    "cancel": "工单 #{n} 已有人接单处理，不能撤销；如需加快，请回复“催办 {n}”。",
 }
+_FINAL = "工单 #{{n}} {state}，不能再操作。"
+_TAKEN = "工单 #{n} 已接单，正在处理中。"
+_AWAITING_RATING = "工单 #{n} 已办结，正等待居民评价。"
+_ANY = "工单 #{n} 当前状态不能进行此操作。"
 
 
 class IllegalTransition(ValueError):
-    """The order cannot take this step now; the message says why, in Chinese."""
+    """The order cannot take this step now; `about(n)` says why, in Chinese, naming the order once."""
+
+    def about(self, number: int | None) -> str:
+        return str(self).replace("{n}", str(number) if number is not None else "")
 
 
 def next_state(state: str, action: str) -> str:
     if action in NOTES:
         if state in FINAL_STATES:
-            raise IllegalTransition(f"该工单{STATE_NAMES[state]}，不能再操作")
+            raise IllegalTransition(_FINAL.format(state=STATE_NAMES[state]))
         return state
     try:
         return TRANSITIONS[(state, action)]
     except KeyError:
         if state in FINAL_STATES:
-            raise IllegalTransition(f"该工单{STATE_NAMES[state]}，不能再操作") from None
+            raise IllegalTransition(_FINAL.format(state=STATE_NAMES[state])) from None
         if action in ("accept", "claim") and state == "accepted":
-            raise IllegalTransition("该工单已接单，正在处理中") from None
+            raise IllegalTransition(_TAKEN) from None
         if state == "resolved" and action in (
             "accept",
             "progress",
@@ -320,8 +328,8 @@ def next_state(state: str, action: str) -> str:
             "return",
             "extend",
         ):
-            raise IllegalTransition("该工单已办结，正等待居民评价") from None
-        raise IllegalTransition(_REFUSALS.get(action, "当前状态不能进行此操作")) from None
+            raise IllegalTransition(_AWAITING_RATING) from None
+        raise IllegalTransition(_REFUSALS.get(action, _ANY)) from None
 
 
 def apply(

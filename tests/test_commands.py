@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from handlers.commands import ALIASES, EXAMPLES, NEEDS_NUMBER, NUMBER_NAMES, Command, parse
+from handlers.commands import COMMANDS, Command, parse, spec_of
 
 
 @pytest.mark.parametrize(
@@ -29,7 +29,8 @@ from handlers.commands import ALIASES, EXAMPLES, NEEDS_NUMBER, NUMBER_NAMES, Com
         ("统计 今天", Command("统计", None, "今日")),
         ("绑定 筱塘新村3号楼", Command("绑定", None, "筱塘新村3号楼")),
         ("HELP", Command("帮助")),
-        ("排名", Command("排名")),
+        ("排名", Command("排名", None, "本月")),
+        ("排名 上个月", Command("排名", None, "上月")),
     ],
 )
 def test_commands_read_the_same_however_written(text: str, expected: Command) -> None:
@@ -41,11 +42,13 @@ def test_other_text_is_not_a_command(text: str) -> None:
     assert parse(text) is None
 
 
-@pytest.mark.parametrize("word", sorted(NEEDS_NUMBER))
-def test_a_missing_number_gets_the_example(word: str) -> None:
-    command = parse(word)
-    what = NUMBER_NAMES.get(word, "工单号")  # 同意/拒绝 take a 报到's number
-    assert command is not None and command.error == f"请写上{what}，例如：{EXAMPLES[word]}"
+@pytest.mark.parametrize(
+    "spec", [s for s in COMMANDS if s.number and not s.number_optional], ids=lambda s: s.word
+)
+def test_a_missing_number_gets_the_example(spec: object) -> None:
+    command = parse(spec.word)  # type: ignore[attr-defined]
+    expected = f"请写上{spec.number}，例如：{spec.example}"  # type: ignore[attr-defined]
+    assert command is not None and command.error == expected
 
 
 @pytest.mark.parametrize(
@@ -58,7 +61,8 @@ def test_a_missing_number_gets_the_example(word: str) -> None:
         ("延期 3", "请写上延期天数和原因"),
         ("延期 3 99 太久", "请写上延期天数（1–30）和原因"),
         ("延期 3 2", "请写上延期原因"),
-        ("统计 明年", "请写：统计、统计 今日"),
+        ("统计 明年", "请写：统计，或 统计 今日"),
+        ("排名 本周", "请写：排名，或 排名 本月"),
         ("接单 12 13", "“接单”后面只需写工单号，例如：接单 12"),
         ("接单 12 马上去", "“接单”后面只需写工单号"),
         ("待办 全部", "“待办”后面不用写别的"),
@@ -69,5 +73,9 @@ def test_bad_arguments_get_a_specific_hint(text: str, hint: str) -> None:
     assert command is not None and command.error is not None and command.error.startswith(hint)
 
 
-def test_every_alias_maps_to_a_known_word() -> None:
-    assert set(ALIASES.values()) <= set(ALIASES)
+def test_every_word_and_alias_reads_as_its_command() -> None:
+    for spec in COMMANDS:
+        for word in spec.words:
+            assert spec_of(word) is spec
+            command = parse(spec.example or word)
+            assert command is not None and command.word == spec.word

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from handlers import texts
+from handlers import commands, texts
 from storage.db import session_factory
 from storage.models import OutboxMessage, Resident, WorkOrder
 from tests.conftest import Start
@@ -55,7 +55,7 @@ async def test_party_member_claims_an_order(start: Start, engine: AsyncEngine, f
     assert (row.state, row.assignee_openid) == ("accepted", PARTY)
     await eventually(lambda: any("党员" in t for t in inbox(fake_api, RESIDENT)))
     await eventually(lambda: any("领办" in t for t in inbox(fake_api, LEADER)))
-    assert await say(wechat, LEADER, "领单 1") == "工单 #1：该工单已接单，正在处理中"
+    assert await say(wechat, LEADER, "领单 1") == "工单 #1 已接单，正在处理中。"
 
 
 async def test_transfer_within_the_community_only(
@@ -102,7 +102,7 @@ async def test_extension_needs_consent_above_three_days(
 ) -> None:
     _, wechat = await start()
     await report(wechat)
-    assert "请先接单" in await say(wechat, LEADER, "延期 1 2 等配件")
+    assert "请先回复“接单" in await say(wechat, LEADER, "延期 1 2 等配件")
     await say(wechat, LEADER, "接单 1")
     due = (await order(engine)).resolve_due
     assert due is not None
@@ -194,9 +194,9 @@ async def test_overdue_supervise_and_undeliverable(
 
 async def test_help_depends_on_the_role(start: Start) -> None:
     _, wechat = await start()
-    assert await say(wechat, ADMIN, "帮助") == texts.HELP_ADMIN
-    assert await say(wechat, LEADER, "帮助") == texts.HELP_STAFF
-    assert await say(wechat, RESIDENT, "帮助") == texts.HELP_RESIDENT
-    assert await say(wechat, LEADER, "查询") == texts.HELP_STAFF
-    for message in (texts.HELP_ADMIN, texts.HELP_STAFF, texts.HELP_RESIDENT):
-        assert len(message.encode()) < 600
+    assert await say(wechat, ADMIN, "帮助") == commands.HELP_ADMIN
+    assert await say(wechat, LEADER, "帮助") == commands.HELP_STAFF
+    assert await say(wechat, RESIDENT, "帮助") == commands.HELP_RESIDENT
+    assert await say(wechat, LEADER, "查询") == commands.HELP_STAFF
+    for message in (commands.HELP_ADMIN, commands.HELP_STAFF, commands.HELP_RESIDENT):
+        assert len(message.encode()) < 900 and message.count("\n") < 16  # one short line a command

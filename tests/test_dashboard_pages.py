@@ -119,7 +119,7 @@ async def test_actions_run_the_chat_commands_with_their_events_and_notices(
     await eventually(lambda: any("【督办】" in m["content"] for m in fake_api.fake.delivered(LEADER2)))
 
     assert (
-        "请先接单"
+        "请先回复“接单"
         in await (
             await client.post(
                 f"/dashboard/orders/{number}/extend", data={"csrf": csrf, "days": "5", "reason": "等配件"}

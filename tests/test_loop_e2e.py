@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.config import Settings
-from handlers import texts
+from handlers import commands, texts
 from storage.db import session_factory
 from storage.models import OutboxMessage, WorkOrder, WorkOrderEvent
 from tests.conftest import Start
@@ -231,13 +231,15 @@ class TestRefusals:
         assert (await wechat.say(OTHER_ADMIN, "状态 1")).content == texts.NOT_ALLOWED.format(n=1)
         assert (await wechat.say("oStranger", "评价 1 满意")).content == texts.NOT_YOUR_ORDER.format(n=1)
         assert (await wechat.say("oStranger", "查询 1")).content == texts.NOT_YOUR_ORDER.format(n=1)
-        assert (await wechat.say(LEADER, "办结 1 好了")).content == "工单 #1：请先接单，再办结"
+        assert (
+            await wechat.say(LEADER, "办结 1 好了")
+        ).content == "工单 #1 还没接单，请先回复“接单 1”，再办结。"
         assert (await order(engine, 1)).state == "assigned"
         # a grid member of the same grid may take it; the admins above may look at it
         assert "已接单" in ((await wechat.say(MEMBER, "接單 ＃1")).content or "")
         assert "处理中" in ((await wechat.say(ADMIN, "状态 1")).content or "")
         assert "处理中" in ((await wechat.say(STREET, "状态 1")).content or "")
-        assert (await wechat.say(LEADER, "接单 1")).content == "工单 #1：该工单已接单，正在处理中"
+        assert (await wechat.say(LEADER, "接单 1")).content == "工单 #1 已接单，正在处理中。"
         assert (await wechat.say(LEADER, "接单 99")).content == texts.NO_SUCH_ORDER.format(n=99)
 
     @pytest.mark.parametrize(
@@ -247,7 +249,7 @@ class TestRefusals:
             (LEADER, "办结 3", "请写上办理结果，例如：办结 12 灯已更换"),
             (ADMIN, "状态 abc", "请写上工单号，例如：状态 12"),
             (RESIDENT, "评价 满意", "请写上工单号，例如：评价 12 满意"),
-            (LEADER, "随便说点什么", texts.HELP_STAFF),
+            (LEADER, "随便说点什么", commands.HELP_STAFF),
         ],
     )
     async def test_miswritten_commands_get_a_specific_hint(

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.account.menu import MenuError, parse_menu
 from bot.config import Settings
-from handlers import texts
+from handlers import commands, texts
 from storage.db import session_factory
 from storage.models import InboundMessage
 from tests.conftest import Start
@@ -97,13 +97,13 @@ async def test_buttons_do_what_they_say(start: Start, engine: AsyncEngine) -> No
     assert ((await wechat.say(RESIDENT, "筱塘新村5号楼门禁坏了")).content or "").startswith("已受理")
     mine = await click(wechat, RESIDENT, "MY_ORDERS") or ""
     assert mine.startswith("您最近的工单") and "#1" in mine
-    assert await click(wechat, RESIDENT, "HELP") == texts.HELP_RESIDENT
+    assert await click(wechat, RESIDENT, "HELP") == commands.HELP_RESIDENT
     hotlines = await click(wechat, RESIDENT, "HOTLINES") or ""
     assert hotlines == texts.HOTLINES and "12345" in hotlines and "119" in hotlines
     # Staff: 我的工单 is their 待办; 帮助 their help.
     todo = await click(wechat, "oLeader-xiaotang-1", "MY_ORDERS") or ""
     assert todo.startswith("您的待办工单") and "#1" in todo
-    assert await click(wechat, "oAdmin-xiaotang", "HELP") == texts.HELP_ADMIN
+    assert await click(wechat, "oAdmin-xiaotang", "HELP") == commands.HELP_ADMIN
     # A key the bot does not know, and a page view: stored, not answered.
     assert (await wechat.send(event(RESIDENT, "CLICK", "SOMETHING_ELSE"))).body == "success"
     assert (await wechat.send(event(RESIDENT, "VIEW", "https://example.org/news"))).body == "success"

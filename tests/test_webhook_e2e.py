@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot import keys
 from bot.app import create_app, freeze_startup_heap
 from bot.config import Settings
-from handlers import texts
+from handlers import commands, texts
 from handlers.context import Context
 from handlers.incoming import Incoming
 from storage.db import session_factory
@@ -70,7 +70,7 @@ class TestConversation:
         assert "帮助" in welcome.content and "网格" in welcome.content
 
         helped = await wechat.say("oResident1", " 幫助 ")
-        assert helped.content == texts.HELP_RESIDENT
+        assert helped.content == commands.HELP_RESIDENT
 
         ack = await wechat.say("oResident1", "筱塘新村3号楼楼道灯坏了")
         assert ack.content is not None and ack.content.startswith("已受理，工单号 #1（设施维修）")
@@ -105,7 +105,7 @@ class TestConversation:
 
     async def test_staff_get_the_staff_help(self, start: Start) -> None:
         _, wechat = await start()
-        assert (await wechat.say("oLeader-xiaotang-1", "帮助")).content == texts.HELP_STAFF
+        assert (await wechat.say("oLeader-xiaotang-1", "帮助")).content == commands.HELP_STAFF
 
     async def test_unsubscribe_is_remembered(self, start: Start, engine: AsyncEngine) -> None:
         _, wechat = await start()

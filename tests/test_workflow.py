@@ -62,8 +62,8 @@ def test_the_table_only_names_known_states() -> None:
 @pytest.mark.parametrize(
     ("state", "action", "reason"),
     [
-        ("assigned", "resolve", "请先接单，再办结"),
-        ("accepted", "accept", "该工单已接单，正在处理中"),
+        ("assigned", "resolve", "请先回复“接单 {n}”，再办结"),
+        ("accepted", "accept", "已接单，正在处理中"),
         ("accepted", "cancel", "不能撤销"),
         ("resolved", "progress", "正等待居民评价"),
         ("closed", "urge", "已关闭，不能再操作"),
@@ -74,6 +74,19 @@ def test_the_table_only_names_known_states() -> None:
 def test_illegal_steps_are_refused_with_the_reason(state: str, action: str, reason: str) -> None:
     with pytest.raises(IllegalTransition, match=reason):
         next_state(state, action)
+
+
+@pytest.mark.parametrize(
+    "action", ["assign", "claim", "accept", "progress", "resolve", "rate", "cancel", "urge"]
+)
+@pytest.mark.parametrize("state", ["new", "assigned", "accepted", "resolved", "closed", "cancelled"])
+def test_a_refusal_names_the_order_once_with_its_number(state: str, action: str) -> None:
+    try:
+        next_state(state, action)
+    except IllegalTransition as refused:
+        text = refused.about(7)
+        assert text.startswith("工单 #7") and "：工单" not in text and "号”" not in text, text
+        assert "{n}" not in text and text.endswith("。"), text
 
 
 def test_the_happy_path_stamps_times_and_events() -> None:

@@ -14,18 +14,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from handlers import (
-    admin,
-    conversation,
-    hotspots,
-    intake,
-    open311,
-    registration,
-    resident,
-    scan,
-    staff,
-    texts,
-)
+from handlers import commands, conversation, intake, open311, scan, texts
 from handlers.commands import parse
 from handlers.context import Context, Services, Speaker
 from handlers.directory import Directory
@@ -37,11 +26,6 @@ from storage.state import StateStore
 Handler = Callable[[Context], Awaitable[str | None]]
 Filter = Callable[[Context], bool]
 
-STAFF_WORDS = frozenset({"待办", "接单", "领单", "进展", "办结", "转派", "退单", "延期"})
-ADMIN_WORDS = frozenset(
-    {"状态", "列表", "逾期", "派单", "督办", "统计", "排名", "后台", "热点", "同意", "拒绝"}
-)
-RESIDENT_WORDS = frozenset({"查询", "评价", "撤销", "催办", "绑定"})
 DEFERRED_PER_REPLY = 3  # with the reply itself this stays within WeChat's 2048 bytes; the rest wait
 
 
@@ -51,22 +35,6 @@ def event(name: str | None = None) -> Filter:
 
 def kind(*kinds: str) -> Filter:
     return lambda ctx: ctx.msg.kind in kinds
-
-
-def command(*words: str) -> Filter:
-    return lambda ctx: ctx.command is not None and ctx.command.word in words
-
-
-def miswritten(ctx: Context) -> bool:
-    return ctx.command is not None and ctx.command.error is not None
-
-
-def staff_only(ctx: Context) -> bool:
-    return ctx.speaker.is_staff
-
-
-def admin_only(ctx: Context) -> bool:
-    return ctx.speaker.is_admin
 
 
 def both(*filters: Filter) -> Filter:
@@ -88,25 +56,18 @@ async def wecom_staff_only(ctx: Context) -> str:
     return texts.WECOM_STAFF_ONLY
 
 
-async def say_error(ctx: Context) -> str:
-    assert ctx.command is not None and ctx.command.error is not None
-    return ctx.command.error
-
-
-async def refuse_admin_word(ctx: Context) -> str:
-    assert ctx.command is not None
-    return texts.ADMIN_ONLY.format(word=ctx.command.word)
-
-
-async def refuse_staff_word(ctx: Context) -> str:
-    assert ctx.command is not None
-    return texts.STAFF_ONLY.format(word=ctx.command.word)
-
-
 @dataclass(frozen=True)
 class Route:
     when: Filter
     handler: Handler
+
+
+def a_command(ctx: Context) -> bool:
+    return ctx.command is not None
+
+
+def staff(ctx: Context) -> bool:
+    return ctx.speaker.is_staff
 
 
 ROUTES: tuple[Route, ...] = (
@@ -117,44 +78,9 @@ ROUTES: tuple[Route, ...] = (
     Route(event("unsubscribe"), conversation.goodbye),
     Route(scan.is_click, scan.click),  # a menu button
     Route(event(), conversation.ignore),
-    Route(command("帮助"), conversation.help_text),
-    Route(both(command("报到"), miswritten), say_error),  # 双报到: anyone may register
-    Route(command("报到"), registration.register),
-    # Commands written wrongly get their hint, but only from someone who may use them.
-    Route(both(command(*STAFF_WORDS), staff_only, miswritten), say_error),
-    Route(both(command(*ADMIN_WORDS), admin_only, miswritten), say_error),
-    Route(both(command(*RESIDENT_WORDS), miswritten, lambda ctx: not ctx.speaker.is_staff), say_error),
-    # Grid staff (and admins, who may also transfer and grant extensions).
-    Route(both(command("待办"), staff_only), staff.todo),
-    Route(both(command("接单"), staff_only), staff.accept),
-    Route(both(command("领单"), staff_only), staff.claim),
-    Route(both(command("进展"), staff_only), staff.progress),
-    Route(both(command("办结"), staff_only), staff.resolve),
-    Route(both(command("转派"), staff_only), staff.transfer),
-    Route(both(command("退单"), staff_only), staff.return_order),
-    Route(both(command("延期"), staff_only), staff.extend),
-    # Admins.
-    Route(both(command("状态"), admin_only), admin.status),
-    Route(both(command("列表"), admin_only), admin.list_orders),
-    Route(both(command("逾期"), admin_only), admin.overdue),
-    Route(both(command("派单"), admin_only), admin.dispatch_order),
-    Route(both(command("督办"), admin_only), admin.supervise),
-    Route(both(command("统计"), admin_only), admin.stats),
-    Route(both(command("排名"), admin_only), admin.ranking),
-    Route(both(command("后台"), admin_only), admin.dashboard_link),
-    Route(both(command("热点"), admin_only), hotspots.listing),
-    Route(both(command("同意"), admin_only), registration.approve),
-    Route(both(command("拒绝"), admin_only), registration.reject),
-    Route(command(*ADMIN_WORDS), refuse_admin_word),
-    Route(command(*STAFF_WORDS), refuse_staff_word),
-    # Residents; staff get their help instead.
-    Route(both(command(*RESIDENT_WORDS), staff_only), conversation.help_text),
-    Route(command("查询"), resident.query),
-    Route(command("评价"), resident.rate_command),
-    Route(command("撤销"), resident.cancel),
-    Route(command("催办"), resident.urge),
-    Route(command("绑定"), resident.bind),
-    Route(both(staff_only, kind("text", "voice")), conversation.help_text),
+    # Every command, as handlers/commands.py declares it: who may use it, its hint when miswritten.
+    Route(a_command, commands.run),
+    Route(both(staff, kind("text", "voice")), commands.help_reply),  # staff writing what is not a command
     Route(both(kind("voice"), lambda ctx: not ctx.msg.text.strip()), intake.voice_unrecognised),
     Route(kind("text", "voice", "link"), intake.report),
     Route(kind("image"), intake.photo),
