@@ -67,10 +67,12 @@ async def status(ctx: Context) -> str:
 async def list_orders(ctx: Context) -> str:
     assert ctx.command is not None
     states: tuple[str, ...] | None = DEFAULT_LIST
+    named = "未办结的"  # what the count counts: open orders, unless a state is asked for
     scope = ctx.speaker.unit_id
     for word in ctx.command.rest.split():
         if word in LIST_STATES:
             states = LIST_STATES[word]
+            named = "" if word == "全部" else f"{word}的"
             continue
         unit = _unit_named(ctx, word)
         if unit is None:
@@ -79,7 +81,7 @@ async def list_orders(ctx: Context) -> str:
     orders, total = await orders_in(ctx.session, grids_under(ctx, scope), states)
     if not orders:
         return texts.NO_ORDERS_IN_LIST
-    head = f"{ctx.services.directory.unit_name(scope)}共 {total} 张" + (
+    head = f"{ctx.services.directory.unit_name(scope)}{named}工单共 {total} 张" + (
         f"，显示最新 {len(orders)} 张：" if total > len(orders) else "："
     )
     return "\n".join([head, *(order_line(o) for o in orders), "回复“状态 号”看详情。"])

@@ -52,10 +52,12 @@ def free_port() -> int:
 
 
 @contextlib.asynccontextmanager
-async def serve_demo(tmp_path: Path, **changes: Any) -> AsyncIterator[tuple[str, web.Application]]:
+async def serve_demo(
+    tmp_path: Path, port: int | None = None, **changes: Any
+) -> AsyncIterator[tuple[str, web.Application]]:
     """`gridbot serve`'s demo app (with `changes` to its settings) really listening on loopback, its fake
     send API included; its URL and the app."""
-    port = free_port()
+    port = port or free_port()
     base = demo_settings()
     settings = replace(
         base,
@@ -235,6 +237,24 @@ class TestClientCommands:
         resident.type("/退出")
         assert await asyncio.wait_for(resident.task, 5) == 0
         assert resident.text.count(BOT) == 4  # welcome, ASK_PLACE, the order, the photo: nothing else sent
+
+    async def test_a_restarted_server_is_waited_for_and_the_chat_goes_on(
+        self, tmp_path: Path, http: aiohttp.ClientSession
+    ) -> None:
+        port = free_port()
+        async with serve_demo(tmp_path, port=port) as (url, _):
+            term = Terminal(http, url, openid="oResidentChat")
+            assert (await term.reply()).startswith("您好，欢迎关注")  # the follow
+            term.type("你好")
+            assert (await term.reply()).startswith("您好！")
+        # The server stops: the session waits for it instead of ending.
+        await term.shows(lambda e: "正在重新连接" in e, within=35)
+        assert not term.task.done()
+        async with serve_demo(tmp_path, port=port):
+            await term.shows(lambda e: "已重新连上" in e, within=15)
+            term.type("筱塘新村3号楼楼道灯坏了")
+            assert (await term.reply()).startswith("已受理")
+            assert await term.close() == 0
 
     async def test_switching_identity(self, demo_server: str, http: aiohttp.ClientSession) -> None:
         term = Terminal(http, demo_server, openid="oResident-switch")

@@ -52,6 +52,8 @@ __all__ = [
 DEFAULT_URL = "http://127.0.0.1:8080"
 FAKE_MESSAGES = "/fake-wechat/fake/messages"
 POLL_WAIT = 25.0
+RECONNECT_FIRST = 0.5  # seconds before the first try to reach a server that went away; doubled up to
+RECONNECT_MAX = 5.0
 POST_TIMEOUT = 15.0
 BACKLOG_SHOWN = 5
 
@@ -429,6 +431,11 @@ class ChatSession:
         except TimeoutError:
             self.say(f"（服务器 {POST_TIMEOUT:.0f} 秒内没有回复，微信此时会重发这条消息。）")
             return
+        except (aiohttp.ClientConnectorError, aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
+            if not self._connected:
+                raise self._unreachable(exc) from None
+            self.say("（服务器暂时连不上，这条消息可能没有发出；重新连上后请再发一次。）")
+            return
         except aiohttp.ClientError as exc:
             raise self._unreachable(exc) from None
         if status == 403:
@@ -482,11 +489,17 @@ class ChatSession:
         return [m for m in found if isinstance(m, dict) and "id" in m] if isinstance(found, list) else None
 
     async def _poll(self, openid: str) -> None:
-        """Print what is pushed to `openid` as it arrives; ends when the server has no fake send API."""
+        """Print what is pushed to `openid` as it arrives; ends when the server has no fake send API.
+        When the server goes away (a restart), wait for it and carry on."""
         if not self._pushes_shown:
             return
         while True:
-            found = await self._fetch(openid, self._after, POLL_WAIT)
+            try:
+                found = await self._fetch(openid, self._after, POLL_WAIT)
+            except ChatError:
+                if not self._connected:
+                    raise
+                found = await self._reconnect(openid)
             if found is None:
                 self._pushes_shown = False
                 self.say("（无法再读取推送消息：服务器的演示发送接口不可用。）")
@@ -494,6 +507,25 @@ class ChatSession:
             for message in found:
                 self._after = max(self._after, int(message["id"]))
                 self.say(_indent(PUSH, str(message.get("content", ""))))
+
+    async def _reconnect(self, openid: str) -> list[dict[str, Any]] | None:
+        """Wait for the server to answer again; the messages pushed since. A restarted server's fake
+        send API counts its messages from 1 again: then everything it holds is new."""
+        self.say(f"（与服务器 {self._where} 的连接断开了，正在重新连接…）")
+        delay = RECONNECT_FIRST
+        while True:
+            await asyncio.sleep(delay)
+            try:
+                found = await self._fetch(openid, 0, 0.0)
+            except ChatError:
+                delay = min(delay * 2, RECONNECT_MAX)
+                continue
+            self.say("（已重新连上服务器。）")
+            if found is None:
+                return None
+            if max((int(m["id"]) for m in found), default=0) < self._after:  # restarted: its count began anew
+                self._after = 0
+            return [m for m in found if int(m["id"]) > self._after]
 
 
 def _parse_location(text: str) -> tuple[float, float, str] | None:
