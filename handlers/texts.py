@@ -76,16 +76,25 @@ EMERGENCY = {
     "water": "情况紧急！请先远离进水处，能关总水阀就关上，不要碰电器，并拨打物业值班电话或供水抢修电话。",
     "power": "情况紧急！请远离冒火花的地方，不要触碰电线和电箱，并拨打物业值班电话或 95598 供电抢修。",
     "structure": "情况紧急！请立即远离下方和周围，提醒路过的人绕行，并拨打物业值班电话；有人受伤请拨打 120。",
+    "traffic": "情况紧急！请远离车道，提醒行人注意安全，拨打 122 交通事故报警；有人受伤请拨打 120。",
     "any": "情况紧急！请先确保人身安全，立即拨打 119（火警）/110（报警）/120（急救）。",
 }
 # The number of each kind, and a short clause naming it when a second kind adds a different number.
-EMERGENCY_NUMBER = {"fire": "119", "gas": "119", "rescue": "119", "police": "110", "medical": "120"}
+EMERGENCY_NUMBER = {
+    "fire": "119",
+    "gas": "119",
+    "rescue": "119",
+    "police": "110",
+    "medical": "120",
+    "traffic": "122",
+}
 EMERGENCY_ALSO = {
     "fire": "着火请拨打 119。",
     "gas": "闻到燃气味请开窗离开、拨打 119。",
     "rescue": "有人被困请拨打 119。",
     "police": "有人行凶请拨打 110。",
     "medical": "有人受伤请拨打 120。",
+    "traffic": "车辆失控请远离车道、拨打 122。",
 }
 URGENT_RECORDED = "已记录为紧急工单 #{n}，社区已收到提醒。请告诉我们具体地点（小区和楼栋），或点“+”发送位置。"
 URGENT_STILL_WAITING = (
