@@ -24,7 +24,11 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import LockError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 __all__ = ["LockBusy", "MemoryState", "RedisState", "StateStore", "open_state"]
 
@@ -344,6 +348,9 @@ def _text(value: Any) -> str | None:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+CONNECT_TIMEOUT = 5.0  # seconds for one TCP connect to Redis
+
+
 class RedisState(StateStore):
     """State shared by every worker through Redis. All keys live under `prefix`; TTLs are sent in ms.
 
@@ -364,8 +371,18 @@ class RedisState(StateStore):
 
     @classmethod
     def from_url(cls, url: str, *, prefix: str = "gridbot:", ping_timeout: float = 2.0) -> RedisState:
-        """A store over a new client for `url`; `close()` closes that client."""
-        client = aioredis.from_url(url, decode_responses=True, socket_connect_timeout=ping_timeout)
+        """A store over a new client for `url`; `close()` closes that client.
+
+        A command whose connection drops or times out is tried again three times with a short backoff,
+        so a busy host or a Redis restart does not lose a resident's message; `ping` stays bounded.
+        """
+        client = aioredis.from_url(
+            url,
+            decode_responses=True,
+            socket_connect_timeout=CONNECT_TIMEOUT,
+            retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 3),
+            retry_on_error=[RedisConnectionError, RedisTimeoutError],
+        )
         store = cls(client, prefix, ping_timeout=ping_timeout)
         store._owns_client = True
         return store

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -345,6 +346,46 @@ class TestRedisState:
             if keys:
                 await store.client.delete(*keys)
             await store.close()
+
+    async def test_a_dropped_connection_is_tried_again(self, redis_url: str) -> None:
+        """Redis restarting (or a busy host) drops the first connection: the command still goes through."""
+        target = aioredis.from_url(redis_url).connection_pool.connection_kwargs
+        dropped = 0
+        links: list[asyncio.StreamWriter] = []
+
+        async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(OSError):
+                while data := await reader.read(65536):
+                    writer.write(data)
+                    await writer.drain()
+            writer.close()
+
+        async def relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            nonlocal dropped
+            if not dropped:
+                dropped += 1
+                writer.close()
+                return
+            up_reader, up_writer = await asyncio.open_connection(target["host"], target["port"])
+            links.extend((writer, up_writer))
+            await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+        proxy = await asyncio.start_server(relay, "127.0.0.1", 0)
+        port = proxy.sockets[0].getsockname()[1]
+        store = RedisState.from_url(
+            f"redis://127.0.0.1:{port}/{target.get('db', 0)}", prefix=f"t-{uuid.uuid4().hex}:"
+        )
+        try:
+            await store.set_token("app", "T", 10)
+            assert await store.get_token("app") == "T"
+            assert dropped == 1
+            await store.delete_token("app")
+        finally:
+            await store.close()
+            for writer in links:
+                writer.close()
+            proxy.close()
+            await proxy.wait_closed()
 
     async def test_injected_client_is_not_closed(self, redis_url: str) -> None:
         client = aioredis.from_url(redis_url)  # bytes responses: the store must decode them
