@@ -2,13 +2,15 @@
 
 A seeded demo (orders over three weeks, one with a photo that the fake WeChat API serves and the media
 worker keeps) is opened as an admin would: the login link, the overview, an order. The charts must have
-drawn (their canvases are not blank) and the photo must show (naturalWidth > 0). Screenshots go to
-docs/screenshots/. Without Chromium the test is skipped locally; under CI (CI=true) that is a failure.
+drawn (their canvases are not blank) and the photo must show (naturalWidth > 0). Screenshots go to the
+test's own directory, or to $GRIDBOT_SCREENSHOTS when set (`GRIDBOT_SCREENSHOTS=docs/screenshots` renews
+the README's pictures). Without Chromium the test is skipped locally; under CI (CI=true) that is a failure.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import time
@@ -30,7 +32,6 @@ from tests.wechat_sim import image_xml
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
-SCREENSHOTS = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
 DAY = 86400.0
 
 # (resident, report, the grid leader who gets it)
@@ -86,18 +87,27 @@ return Array.from(document.querySelectorAll('canvas')).filter(function (canvas) 
 """
 
 
-def _browse(base: str, login_path: str, order: int, profile: Path) -> dict[str, Any]:
+def _drawn(driver: Any) -> None:
+    """Give the charts time to draw on a loaded machine; the caller still checks none is blank."""
+    from selenium.common.exceptions import TimeoutException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    with contextlib.suppress(TimeoutException):
+        WebDriverWait(driver, 15, poll_frequency=0.2).until(lambda d: not d.execute_script(BLANK_CANVASES))
+
+
+def _browse(base: str, login_path: str, order: int, profile: Path, shots: Path) -> dict[str, Any]:
     """Everything the browser does, in a thread (Selenium blocks; the server runs on the test's loop)."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    shots.mkdir(parents=True, exist_ok=True)
     driver = _driver(profile)
     try:
         driver.set_page_load_timeout(30)
         driver.get(base + login_path)
         WebDriverWait(driver, 15).until(lambda d: len(d.find_elements(By.TAG_NAME, "canvas")) == 5)
-        time.sleep(0.5)
+        _drawn(driver)
         found: dict[str, Any] = {
             "url": driver.current_url,
             "title": driver.title,
@@ -105,11 +115,12 @@ def _browse(base: str, login_path: str, order: int, profile: Path) -> dict[str, 
             "blank": driver.execute_script(BLANK_CANVASES),
             "open": driver.find_element(By.ID, "n-open").text,
         }
-        driver.save_screenshot(str(SCREENSHOTS / "overview.png"))
+        driver.save_screenshot(str(shots / "overview.png"))
         driver.set_window_size(390, 1400)
-        time.sleep(0.5)
+        time.sleep(0.3)
+        _drawn(driver)
         found["blank_phone"] = driver.execute_script(BLANK_CANVASES)
-        driver.save_screenshot(str(SCREENSHOTS / "overview-phone.png"))
+        driver.save_screenshot(str(shots / "overview-phone.png"))
         driver.set_window_size(1600, 1100)
         driver.get(f"{base}/dashboard/orders/{order}")
         WebDriverWait(driver, 15).until(
@@ -121,9 +132,9 @@ def _browse(base: str, login_path: str, order: int, profile: Path) -> dict[str, 
             "return document.querySelector('img.photo').naturalWidth;"
         )
         found["order_text"] = driver.find_element(By.CSS_SELECTOR, "blockquote.words").text
-        driver.save_screenshot(str(SCREENSHOTS / "order.png"))
+        driver.save_screenshot(str(shots / "order.png"))
         driver.get(f"{base}/dashboard/orders")
-        driver.save_screenshot(str(SCREENSHOTS / "orders.png"))
+        driver.save_screenshot(str(shots / "orders.png"))
         return found
     finally:
         driver.quit()
@@ -164,8 +175,9 @@ async def test_overview_and_order_in_a_real_browser(
             worker.wake()
             await asyncio.sleep(0.05)
     base = f"http://{client.server.host}:{client.server.port}"
+    shots = Path(os.environ.get("GRIDBOT_SCREENSHOTS") or tmp_path / "screenshots")
     found = await asyncio.to_thread(
-        _browse, base, await link_for(wechat, COMMUNITY), last, tmp_path / "profile"
+        _browse, base, await link_for(wechat, COMMUNITY), last, tmp_path / "profile", shots
     )
     assert found["url"] == base + "/dashboard/" and "态势" in found["title"]
     assert found["canvases"] == 5 and found["blank"] == [] and found["blank_phone"] == []
@@ -173,4 +185,4 @@ async def test_overview_and_order_in_a_real_browser(
     assert found["photo_width"] == 320
     assert found["order_text"] == REPORTS[-1][1]
     for name in ("overview.png", "overview-phone.png", "order.png", "orders.png"):
-        assert (SCREENSHOTS / name).stat().st_size > 10_000
+        assert (shots / name).stat().st_size > 10_000
