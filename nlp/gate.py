@@ -55,6 +55,10 @@ _UNIT = rf"(?:[{_NUM}]+\s*(?:号楼|号院|栋|幢|座|单元|号|楼|室|层|�
 _ESTATE = re.compile(rf"{_NAME}(?:{_LONG_SUFFIX})(?:[{_NUM}]+期)?")
 _ROAD = re.compile(rf"{_NAME}(?:大道|路|街|巷|弄)[{_NUM}]+(?:-[{_NUM}]+)?[号弄]?")
 _BUILDING = re.compile(_UNIT)
+# A junction: 人民路与中山路交叉口, 解放大道和建设路路口.
+_JUNCTION = re.compile(
+    rf"{_NAME}(?:大道|路|街)(?:与|和|跟|、)?{_NAME}(?:大道|路|街)(?:交叉口|十字路口|丁字路口|路口|交汇处|口)?"
+)
 # A whole message that is only a place, written any of these ways (桃源居9栋, 解放路, 东城街道).
 _ONLY_PLACE = re.compile(
     rf"^(?:{_NAME}(?:{_LONG_SUFFIX}|{_SHORT_SUFFIX}|大道|路|街|巷|弄)(?:[{_NUM}]+(?:-[{_NUM}]+)?[号弄期]?)?)?(?:{_UNIT})?$"
@@ -94,7 +98,7 @@ def looks_like_place(text: str) -> list[tuple[int, int]]:
     if text and _ONLY_PLACE.match(text):
         return [(0, len(text))]
     spans = []
-    for pattern in (_ESTATE, _ROAD, _BUILDING):
+    for pattern in (_ESTATE, _ROAD, _JUNCTION, _BUILDING):
         spans.extend(m.span() for m in pattern.finditer(text) if m.end() > m.start())
     return spans
 

@@ -96,7 +96,7 @@ def test_a_bad_rules_file_is_one_clear_error(tmp_path: object) -> None:
         Gate({"kind": {"greeting": {"phrases": "你好"}}})
 
 
-@pytest.mark.parametrize("name", ["chat_dev.csv", "chat_more.csv"])
+@pytest.mark.parametrize("name", ["chat_dev.csv", "chat_dev2.csv", "chat_dev3.csv", "chat_more.csv"])
 def test_goals_on_the_development_data(gate: Gate, name: str) -> None:
     report = evaluate_gate(gate, read_gate_csv(data_file(name)))
     text = format_gate_report(report, max_errors=20)
