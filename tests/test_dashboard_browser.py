@@ -2,9 +2,9 @@
 
 A seeded demo (orders over three weeks, one with a photo that the fake WeChat API serves and the media
 worker keeps) is opened as an admin would: the login link, the overview, an order. The charts must have
-drawn (their canvases are not blank) and the photo must show (naturalWidth > 0). Screenshots go to the
-test's own directory, or to $GRIDBOT_SCREENSHOTS when set (`GRIDBOT_SCREENSHOTS=docs/screenshots` renews
-the README's pictures). Without Chromium the test is skipped locally; under CI (CI=true) that is a failure.
+drawn (their canvases are not blank) and the photo must show (naturalWidth > 0). Screenshots go to
+docs/screenshots/ (the README's pictures), or to $GRIDBOT_SCREENSHOTS when set. Without Chromium the
+test is skipped locally; under CI (CI=true) that is a failure.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from tests.wechat_sim import image_xml
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
+SCREENSHOTS = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
 DAY = 86400.0
 
 # (resident, report, the grid leader who gets it)
@@ -175,7 +176,7 @@ async def test_overview_and_order_in_a_real_browser(
             worker.wake()
             await asyncio.sleep(0.05)
     base = f"http://{client.server.host}:{client.server.port}"
-    shots = Path(os.environ.get("GRIDBOT_SCREENSHOTS") or tmp_path / "screenshots")
+    shots = Path(os.environ.get("GRIDBOT_SCREENSHOTS") or SCREENSHOTS)
     found = await asyncio.to_thread(
         _browse, base, await link_for(wechat, COMMUNITY), last, tmp_path / "profile", shots
     )
