@@ -147,7 +147,7 @@ def generalisation(clf: Classifier, data: Path, folds: int, seeds: list[int], he
         "community_dev": data / "community_dev.csv",
         "community_dev2": OWN_DATA / "community_dev2.csv",
         "community_more": data / "community_more.csv",
-        **{f"community_dev{n}": OWN_DATA / f"community_dev{n}.csv" for n in range(3, 7)},
+        **{f"community_dev{n}": OWN_DATA / f"community_dev{n}.csv" for n in range(3, 9)},
     }
     rows = {name: read_labelled_csv(path) for name, path in files.items() if path.is_file()}
     for name, found in rows.items():
@@ -185,7 +185,13 @@ def generalisation(clf: Classifier, data: Path, folds: int, seeds: list[int], he
 
 def gate_figures(clf: Classifier, data: Path, held_out: list[Path]) -> None:
     gate = Gate.load(classifier=clf)
-    files = [OWN_DATA / "chat_dev.csv", OWN_DATA / "chat_dev2.csv", data / "chat_more.csv"]
+    files = [
+        OWN_DATA / "chat_dev.csv",
+        OWN_DATA / "chat_dev2.csv",
+        OWN_DATA / "chat_dev3.csv",
+        OWN_DATA / "chat_dev4.csv",
+        data / "chat_more.csv",
+    ]
     files += [path for path in held_out if "kind" in csv_columns(path)]
     for path in files:
         if not path.is_file():

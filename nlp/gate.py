@@ -12,7 +12,8 @@ The steps, in order (the rules file says the same in Chinese):
    only digits → ``digits``;
 3. chat phrases (per kind) and problem words are found; where they overlap the longer wins;
 4. a *done* or *praise* phrase (已经修好了, 通知收到了, 点赞) with no problem word and no turn
-   (但是, 还是, 又 …) → ``done`` / ``praise``;
+   (但是, 还是, 又 …) → ``done`` / ``praise`` — unless the rest still scores ``[report] decisive`` for
+   a category (挺好的, 就是草长到膝盖了: the problem is plain, the polite words do not close it);
 5. the message minus its chat phrases, places and fillers is empty → the kind of the phrases that
    covered it (``greeting``, ``thanks`` …), or ``place`` when it was only a place;
 6. a problem word, or a category score ≥ ``[report] min_score`` in what is left → a report;
@@ -122,12 +123,16 @@ class Gate:
                 self._kind_of.setdefault(normalize(phrase).lower(), kind)
         place_rest = rules.get("settings", {}).get("place_rest", 2)
         min_score = rules.get("report", {}).get("min_score", 1.5)
+        decisive = rules.get("report", {}).get("decisive", 6.0)
         if not isinstance(place_rest, int) or isinstance(place_rest, bool) or place_rest < 0:
             raise GateError(f"{where}: settings.place_rest must be a whole number of characters")
         if not isinstance(min_score, int | float) or isinstance(min_score, bool):
             raise GateError(f"{where}: report.min_score must be a number")
+        if not isinstance(decisive, int | float) or isinstance(decisive, bool):
+            raise GateError(f"{where}: report.decisive must be a number")
         self.place_rest = place_rest
         self.min_score = float(min_score)
+        self.decisive = float(decisive)
         self._phrases = KeywordMatcher(self._kind_of)
         self._problems = KeywordMatcher(
             normalize(w).lower() for w in _list(rules, where, "report", "problems")
@@ -181,6 +186,9 @@ class Gate:
         problems = [p for p, _, kind in selected if kind == REPORT]
         turns = self._contrary.find(core)
         done = [(p, start) for kind, p, start in chat if kind == "done"]
+        polite = [(p, start) for kind, p, start in chat if kind in ("done", "praise")]
+        if polite and self._says_a_problem(core, polite):
+            done, chat = [], [c for c in chat if c[0] not in ("done", "praise")]
         if done and not turns:
             last_end = max(start + len(p) for p, start in done)
             if not any(start >= last_end for _, start, kind in selected if kind == REPORT):
@@ -214,6 +222,18 @@ class Gate:
         if len(leftover) <= 1:
             return Verdict("chatter", (leftover,))
         return Verdict(REPORT, ())
+
+    def _says_a_problem(self, core: str, polite: Sequence[tuple[str, int]]) -> bool:
+        """Whether the rest of a message with 修好了 or 挺好 in it still names a problem clearly (a
+        decisive category keyword: 草长到膝盖, 巡逻取消了): then the polite words do not close it."""
+        if self.classifier is None:
+            return False
+        rest = list(core)
+        for phrase, start in polite:
+            rest[start : start + len(phrase)] = " " * len(phrase)
+        scores, _, _ = self.classifier.scores("".join(rest))
+        best = max(range(len(scores)), key=scores.__getitem__)
+        return scores[best] >= self.decisive and self.classifier.labels[best] != self.classifier.fallback
 
     def _read(self, text: str) -> str:
         if self.classifier is not None:

@@ -164,15 +164,14 @@ class UrgencyDetector:
         combo_hits = [m for m in found_all if m[0] in self._combo_set.words]
         if not hits and not combo_hits:
             return Urgency()
-        covered: set[int] = set()
-        for phrase, start in found_all:
-            if phrase in self._ignore:
-                covered.update(range(start, start + len(phrase)))
+        # An ignore phrase sets aside the cues it contains (火 in 火锅), not one it merely touches
+        # (冒白烟 before 烟味道: the smoke is still there).
+        covered = [(start, start + len(phrase)) for phrase, start in found_all if phrase in self._ignore]
         negation_ends = _ends([m for m in found_all if m[0] in self._neg], text)
         feared = self._feared_clauses(text, [m for m in found_all if m[0] in self._hyp])
 
         def live(word: str, start: int) -> bool:
-            if covered and (start in covered or start + len(word) - 1 in covered):
+            if any(s <= start and start + len(word) <= e for s, e in covered):
                 return False
             if feared and any(s < start <= e for s, e in feared):
                 return False

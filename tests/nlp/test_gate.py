@@ -43,6 +43,12 @@ def test_not_a_report(gate: Gate, text: str, kind: str) -> None:
 
 
 REPORTS = [
+    # polite words do not close a message that still names its problem
+    "整栋楼停水了，也没看到通知",
+    "物业人挺好的，就是啥事都办不成",
+    "消防栓里是空的，请问谁负责？",
+    "楼下烧烤店天天营业到半夜，我已经一个星期没睡好了",
+    "以前这片绿化挺好，现在草长到膝盖，蚊子一抓一大把",
     "停电了",
     "电梯又停了",
     "楼上吵死了",
@@ -103,6 +109,13 @@ def test_goals_on_the_development_data(gate: Gate, name: str) -> None:
     assert report.report_recall >= 0.98, text
     assert report.accuracy >= 0.95, text
     assert text.splitlines()[-1].startswith("gate_accuracy=")
+
+
+def test_no_report_is_turned_away_on_the_newest_set(gate: Gate) -> None:
+    # chat_dev4.csv scored 0.837 untouched and about 0.91 after one round: its small talk (the weather,
+    # family news, jokes about a TV show 吵死了) still opens orders, so it holds the gate to recall only.
+    report = evaluate_gate(gate, read_gate_csv(data_file("chat_dev4.csv")))
+    assert report.report_recall >= 0.98, format_gate_report(report, max_errors=20)
 
 
 def test_the_development_data_is_as_the_issue_asks() -> None:
