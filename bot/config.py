@@ -10,7 +10,6 @@ import base64
 import binascii
 import os
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 from handlers.hotspots import HotspotRules
 from handlers.rates import Weights
 from handlers.workflow import Limits
+from storage.toml_files import read_toml
 
 DEMO_TOKEN = "gridbot-demo"
 DEMO_OPEN311_KEY = "gridbot-demo-open311-key"  # the embedded demo's one Open311 client, "demo"
@@ -188,23 +188,11 @@ def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None 
         raw: dict[str, Any] = {}
         base = demo_settings()
     else:
-        raw = _read_toml(Path(path))
+        raw = read_toml(path, "配置文件", ConfigError)
         base = Settings()
     settings = _build(raw, env, base)
     _check(settings)
     return settings
-
-
-def _read_toml(path: Path) -> dict[str, Any]:
-    try:
-        with path.open("rb") as handle:
-            return tomllib.load(handle)
-    except FileNotFoundError:
-        raise ConfigError(f"配置文件不存在: {path}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"配置文件 {path} 不是有效的 TOML: {exc}") from None
-    except OSError as exc:
-        raise ConfigError(f"无法读取配置文件 {path}: {exc.strerror}") from None
 
 
 def _build(raw: dict[str, Any], env: Mapping[str, str], base: Settings) -> Settings:

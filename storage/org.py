@@ -8,7 +8,6 @@ the org revision, which running servers watch to reload their snapshot.
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.db import insert_ignoring_conflicts
 from storage.models import Department, OrgRevision, Person, Place, PlaceAlias, Unit, utcnow
+from storage.toml_files import read_toml
 
 LEVELS = ("district", "street", "community", "grid")
 PARENT_LEVEL = {"street": "district", "community": "street", "grid": "community"}
@@ -101,17 +101,7 @@ class ImportSummary:
 
 
 def load_org_file(path: str | Path) -> OrgSpec:
-    path = Path(path)
-    try:
-        with path.open("rb") as handle:
-            data = tomllib.load(handle)
-    except FileNotFoundError:
-        raise OrgError(f"组织文件不存在: {path}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise OrgError(f"组织文件 {path} 不是有效的 TOML: {exc}") from None
-    except OSError as exc:
-        raise OrgError(f"无法读取组织文件 {path}: {exc.strerror}") from None
-    return parse_org(data)
+    return parse_org(read_toml(path, "组织文件", OrgError))
 
 
 def parse_org(data: Mapping[str, Any]) -> OrgSpec:

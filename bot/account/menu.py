@@ -13,11 +13,11 @@ checked whole, against the same limits WeChat applies, before anything is sent.
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Any
 
 from handlers.scan import MENU_KEYS
+from storage.toml_files import read_toml
 
 TYPES = ("click", "view")
 TOP_BUTTONS, SUB_BUTTONS = 3, 5
@@ -31,17 +31,7 @@ class MenuError(ValueError):
 
 def load_menu(path: str | Path) -> list[dict[str, Any]]:
     """The buttons of a menu file, in the shape `/cgi-bin/menu/create` takes."""
-    path = Path(path)
-    try:
-        with path.open("rb") as handle:
-            data = tomllib.load(handle)
-    except FileNotFoundError:
-        raise MenuError(f"菜单文件不存在: {path}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise MenuError(f"菜单文件 {path} 不是有效的 TOML: {exc}") from None
-    except OSError as exc:
-        raise MenuError(f"无法读取菜单文件 {path}: {exc.strerror}") from None
-    return parse_menu(data)
+    return parse_menu(read_toml(path, "菜单文件", MenuError))
 
 
 def parse_menu(data: dict[str, Any]) -> list[dict[str, Any]]:
