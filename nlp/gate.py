@@ -14,12 +14,14 @@ The steps, in order (the rules file says the same in Chinese):
 4. a *done* or *praise* phrase (已经修好了, 通知收到了, 点赞) with no problem word and no turn
    (但是, 还是, 又 …) → ``done`` / ``praise`` — unless the rest still scores ``[report] decisive`` for
    a category (挺好的, 就是草长到膝盖了: the problem is plain, the polite words do not close it);
-5. the message minus its chat phrases, places and fillers is empty → the kind of the phrases that
+5. a joke (哈哈, 笑死, 😂) or a story from television (电视剧里) with no turn and no decisive
+   category score → ``chatter``: 我老公打呼噜吵死了哈哈 tells, it does not report;
+6. the message minus its chat phrases, places and fillers is empty → the kind of the phrases that
    covered it (``greeting``, ``thanks`` …), or ``place`` when it was only a place;
-6. a problem word, or a category score ≥ ``[report] min_score`` in what is left → a report;
-7. chat phrases at least as long as what is left of the message, and nothing of a problem → their kind; a place
+7. a problem word, or a category score ≥ ``[report] min_score`` in what is left → a report;
+8. chat phrases at least as long as what is left of the message, and nothing of a problem → their kind; a place
    with at most ``place_rest`` other characters → ``place``; a single leftover character → ``chatter``;
-8. anything else → a report: a message we cannot read as chat is never turned away.
+9. anything else → a report: a message we cannot read as chat is never turned away.
 """
 
 from __future__ import annotations
@@ -140,6 +142,10 @@ class Gate:
         self._contrary = KeywordMatcher(
             normalize(w).lower() for w in _list(rules, where, "report", "contrary")
         )
+        # Matched in the raw text too: normalising drops the emoji (😂) that laugh.
+        self._jest = KeywordMatcher(
+            w for word in _list(rules, where, "report", "jest") for w in {word, normalize(word).lower()} if w
+        )
         self._fillers = KeywordMatcher(normalize(w).lower() for w in _list(rules, where, "fillers", "words"))
         self.classifier = classifier
 
@@ -196,6 +202,9 @@ class Gate:
         praise = [p for kind, p, _ in chat if kind == "praise"]
         if praise and not turns and not problems:
             return Verdict("praise", tuple(praise))
+        jests = [w for w, _ in self._jest.find(core) + self._jest.find(raw.lower())]
+        if jests and not turns and not self._decisive(core):
+            return Verdict("chatter", tuple(dict.fromkeys(jests)))
         covered = [False] * len(core)
         for _, phrase, start in chat:
             covered[start : start + len(phrase)] = [True] * len(phrase)
@@ -226,12 +235,16 @@ class Gate:
     def _says_a_problem(self, core: str, polite: Sequence[tuple[str, int]]) -> bool:
         """Whether the rest of a message with 修好了 or 挺好 in it still names a problem clearly (a
         decisive category keyword: 草长到膝盖, 巡逻取消了): then the polite words do not close it."""
-        if self.classifier is None:
-            return False
         rest = list(core)
         for phrase, start in polite:
             rest[start : start + len(phrase)] = " " * len(phrase)
-        scores, _, _ = self.classifier.scores("".join(rest))
+        return self._decisive("".join(rest))
+
+    def _decisive(self, text: str) -> bool:
+        """Whether `text` names a category's problem plainly (a score of ``[report] decisive``)."""
+        if self.classifier is None:
+            return False
+        scores, _, _ = self.classifier.scores(text)
         best = max(range(len(scores)), key=scores.__getitem__)
         return scores[best] >= self.decisive and self.classifier.labels[best] != self.classifier.fallback
 
