@@ -12,15 +12,17 @@ The steps, in order (the rules file says the same in Chinese):
    only digits → ``digits``;
 3. chat phrases (per kind) and problem words are found; where they overlap the longer wins;
 4. a *done* or *praise* phrase (已经修好了, 通知收到了, 点赞) with no problem word and no turn
-   (但是, 还是, 又 …) → ``done`` / ``praise`` — unless the rest still scores ``[report] decisive`` for
-   a category (挺好的, 就是草长到膝盖了: the problem is plain, the polite words do not close it);
-5. a joke (哈哈, 笑死, 😂) or a story from television (电视剧里) with no turn and no decisive
-   category score → ``chatter``: 我老公打呼噜吵死了哈哈 tells, it does not report;
+   (但是, 还是, 又 …) → ``done`` / ``praise`` — unless what follows the *done* phrase, or the rest
+   beside the praise, still scores ``[report] decisive`` for a category (挺好的, 就是草长到膝盖了: the
+   problem is plain; 灯泡坏了，已经换了: it is over);
+5. a joke (哈哈, 笑死, 😂), a story from television (电视剧里) or a forwarded message, with no turn
+   after it and no decisive category score → ``chatter``: 我老公打呼噜吵死了哈哈 tells, it does not report;
 6. the message minus its chat phrases, places and fillers is empty → the kind of the phrases that
    covered it (``greeting``, ``thanks`` …), or ``place`` when it was only a place;
 7. a problem word, or a category score ≥ ``[report] min_score`` in what is left → a report;
 8. chat phrases at least as long as what is left of the message, and nothing of a problem → their kind; a place
-   with at most ``place_rest`` other characters → ``place``; a single leftover character → ``chatter``;
+   with at most ``place_rest`` other characters → ``place``; a single leftover character, or a subject
+   of small talk (``[kind.chatter] topics``: 饺子, 孙子, 麻将) → ``chatter``;
 9. anything else → a report: a message we cannot read as chat is never turned away.
 """
 
@@ -119,10 +121,14 @@ class Gate:
         if not isinstance(kinds, Mapping) or set(kinds) - set(PHRASE_KINDS):
             bad = sorted(set(kinds) - set(PHRASE_KINDS)) if isinstance(kinds, Mapping) else ["kind"]
             raise GateError(f"{where}: unknown kind {bad[0]!r}; kinds are {', '.join(PHRASE_KINDS)}")
+        self.classifier = classifier
+        # Every phrase is read as a message is (好睇 → 好看 by the classifier's variants), or it could
+        # never match.
+        read = self._read
         self._kind_of: dict[str, str] = {}
         for kind in PHRASE_KINDS:
             for phrase in _list(rules, where, "kind", kind, "phrases"):
-                self._kind_of.setdefault(normalize(phrase).lower(), kind)
+                self._kind_of.setdefault(read(phrase), kind)
         place_rest = rules.get("settings", {}).get("place_rest", 2)
         min_score = rules.get("report", {}).get("min_score", 1.5)
         decisive = rules.get("report", {}).get("decisive", 6.0)
@@ -136,18 +142,15 @@ class Gate:
         self.min_score = float(min_score)
         self.decisive = float(decisive)
         self._phrases = KeywordMatcher(self._kind_of)
-        self._problems = KeywordMatcher(
-            normalize(w).lower() for w in _list(rules, where, "report", "problems")
-        )
-        self._contrary = KeywordMatcher(
-            normalize(w).lower() for w in _list(rules, where, "report", "contrary")
-        )
+        self._problems = KeywordMatcher(read(w) for w in _list(rules, where, "report", "problems"))
+        self._contrary = KeywordMatcher(read(w) for w in _list(rules, where, "report", "contrary"))
         # Matched in the raw text too: normalising drops the emoji (😂) that laugh.
         self._jest = KeywordMatcher(
-            w for word in _list(rules, where, "report", "jest") for w in {word, normalize(word).lower()} if w
+            w for word in _list(rules, where, "report", "jest") for w in {word, read(word)} if w
         )
-        self._fillers = KeywordMatcher(normalize(w).lower() for w in _list(rules, where, "fillers", "words"))
-        self.classifier = classifier
+        # Subjects of small talk (吃饭, 孙子, 麻将, 天气): with nothing of a problem beside them, chat.
+        self._topics = KeywordMatcher(read(w) for w in _list(rules, where, "kind", "chatter", "topics"))
+        self._fillers = KeywordMatcher(read(w) for w in _list(rules, where, "fillers", "words"))
 
     @classmethod
     def load(cls, path: str | Path | None = None, classifier: Classifier | None = None) -> Gate:
@@ -192,24 +195,37 @@ class Gate:
         problems = [p for p, _, kind in selected if kind == REPORT]
         turns = self._contrary.find(core)
         done = [(p, start) for kind, p, start in chat if kind == "done"]
-        polite = [(p, start) for kind, p, start in chat if kind in ("done", "praise")]
+        done_end = max((start + len(p) for p, start in done), default=0)
+        # 灯泡坏了，已经换了 is over; 修好了，就是草长到膝盖了 is not: only what follows 'done' counts.
+        if done and self._decisive(core[done_end:]):
+            done, chat = [], [c for c in chat if c[0] != "done"]
+        polite = [(p, start) for kind, p, start in chat if kind == "praise"]
         if polite and self._says_a_problem(core, polite):
-            done, chat = [], [c for c in chat if c[0] not in ("done", "praise")]
+            chat = [c for c in chat if c[0] != "praise"]
         if done and not turns:
-            last_end = max(start + len(p) for p, start in done)
-            if not any(start >= last_end for _, start, kind in selected if kind == REPORT):
+            if not any(start >= done_end for _, start, kind in selected if kind == REPORT):
                 return Verdict("done", tuple(p for p, _ in done))
         praise = [p for kind, p, _ in chat if kind == "praise"]
         if praise and not turns and not problems:
             return Verdict("praise", tuple(praise))
-        jests = [w for w, _ in self._jest.find(core) + self._jest.find(raw.lower())]
-        if jests and not turns and not self._decisive(core):
-            return Verdict("chatter", tuple(dict.fromkeys(jests)))
+        jests = self._jest.find(core) + self._jest.find(raw.lower())
+        told = min((start for _, start in jests), default=len(core))
+        if jests and not any(start > told for _, start in turns) and not self._decisive(core):
+            return Verdict("chatter", tuple(dict.fromkeys(w for w, _ in jests)))
         covered = [False] * len(core)
         for _, phrase, start in chat:
             covered[start : start + len(phrase)] = [True] * len(phrase)
-        place_spans = [*looks_like_place(core), *(places(core) if places else ())]
-        for start, end in place_spans:
+        guessed = looks_like_place(core)
+        known = list(places(core)) if places else []
+        place_spans = [*guessed, *known]
+        # A name guessed from its shape (开证明明天社区) does not hide a problem word inside it; a whole
+        # message that is a place, or a place the org file knows, does.
+        problem_at = {i for p, s, kind in selected if kind == REPORT for i in range(s, s + len(p))}
+        whole = guessed == [(0, len(core))]
+        for start, end in guessed:
+            for i in range(start, end):
+                covered[i] = covered[i] or whole or i not in problem_at
+        for start, end in known:
             covered[start:end] = [True] * (end - start)
         residue = "".join(" " if c else ch for ch, c in zip(core, covered, strict=True))
         leftover = _strip(residue, self._fillers).replace(" ", "")
@@ -230,11 +246,14 @@ class Gate:
             return Verdict("place")
         if len(leftover) <= 1:
             return Verdict("chatter", (leftover,))
+        topics = self._topics.find(core)
+        if topics:
+            return Verdict("chatter", tuple(dict.fromkeys(w for w, _ in topics)))
         return Verdict(REPORT, ())
 
     def _says_a_problem(self, core: str, polite: Sequence[tuple[str, int]]) -> bool:
-        """Whether the rest of a message with 修好了 or 挺好 in it still names a problem clearly (a
-        decisive category keyword: 草长到膝盖, 巡逻取消了): then the polite words do not close it."""
+        """Whether the rest of a message with 挺好 in it still names a problem clearly (a decisive
+        category keyword: 草长到膝盖, 巡逻取消了): then the praise does not close it."""
         rest = list(core)
         for phrase, start in polite:
             rest[start : start + len(phrase)] = " " * len(phrase)
