@@ -202,9 +202,9 @@ class Gate:
         polite = [(p, start) for kind, p, start in chat if kind == "praise"]
         if polite and self._says_a_problem(core, polite):
             chat = [c for c in chat if c[0] != "praise"]
-        if done and not turns:
-            if not any(start >= done_end for _, start, kind in selected if kind == REPORT):
-                return Verdict("done", tuple(p for p, _ in done))
+        problem_after = any(start >= done_end for _, start, kind in selected if kind == REPORT)
+        if done and not turns and not problem_after:
+            return Verdict("done", tuple(p for p, _ in done))
         praise = [p for kind, p, _ in chat if kind == "praise"]
         if praise and not turns and not problems:
             return Verdict("praise", tuple(praise))
