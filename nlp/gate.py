@@ -53,11 +53,14 @@ _DIGITS = re.compile(r"^[#＃]?\d+$")
 _NUM = "0-9零〇一二三四五六七八九十百两"
 # Places written the way addresses are, whatever the org file lists: 阳光花园, 东风路128号, 3号楼2单元502.
 # A name is two to six characters that are not pronouns, particles or verbs of a sentence.
-_NAME = r"[^\W\d_我你他她它们的了在不让进到去来是有和跟把被给对向从往这那个就都也还要会能想说看]{2,6}?"
-_LONG_SUFFIX = "小区|新村|花园|家园|花苑|名苑|华庭|山庄|公寓|大厦|广场(?!舞)|社区|街道|公馆|小镇|新城|商城"
+_NAME_CHAR = r"[^\W\d_我你他她它们的了在不让进到去来是有和跟把被给对向从往这那个就都也还要会能想说看]"
+_NAME = _NAME_CHAR + "{2,6}?"
+_LONG_SUFFIX = "小区|新村|花园|家园|花苑|名苑|华庭|山庄|公寓|大厦|广场(?!舞)|公馆|小镇|新城|商城"
+# 社区 and 街道 are often whom the resident writes to (…服务，社区有吗): their names are short.
+_UNIT_SUFFIX = "社区|街道办|街道"
 _SHORT_SUFFIX = "苑|园|府|城|湾|村|里|庄|居|邸|阁|轩|坊"
 _UNIT = rf"(?:[{_NUM}]+\s*(?:号楼|号院|栋|幢|座|单元|号|楼|室|层|期|区|户|门)\s*)+(?:[{_NUM}]{{3,4}})?"
-_ESTATE = re.compile(rf"{_NAME}(?:{_LONG_SUFFIX})(?:[{_NUM}]+期)?")
+_ESTATE = re.compile(rf"{_NAME}(?:{_LONG_SUFFIX})(?:[{_NUM}]+期)?|{_NAME_CHAR}{{2,3}}(?:{_UNIT_SUFFIX})")
 _ROAD = re.compile(rf"{_NAME}(?:大道|路|街|巷|弄)[{_NUM}]+(?:-[{_NUM}]+)?[号弄]?")
 _BUILDING = re.compile(_UNIT)
 # A junction: 人民路与中山路交叉口, 解放大道和建设路路口.
@@ -66,7 +69,7 @@ _JUNCTION = re.compile(
 )
 # A whole message that is only a place, written any of these ways (桃源居9栋, 解放路, 东城街道).
 _ONLY_PLACE = re.compile(
-    rf"^(?:{_NAME}(?:{_LONG_SUFFIX}|{_SHORT_SUFFIX}|大道|路|街|巷|弄)(?:[{_NUM}]+(?:-[{_NUM}]+)?[号弄期]?)?)?(?:{_UNIT})?$"
+    rf"^(?:{_NAME}(?:{_LONG_SUFFIX}|{_UNIT_SUFFIX}|{_SHORT_SUFFIX}|大道|路|街|巷|弄)(?:[{_NUM}]+(?:-[{_NUM}]+)?[号弄期]?)?)?(?:{_UNIT})?$"
 )
 
 
