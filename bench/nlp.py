@@ -142,12 +142,18 @@ def k_fold(rows: list[LabelledRow], base: Classifier, folds: int, seed: int) -> 
     )
 
 
+def _numbered(folder: Path, stem: str) -> list[Path]:
+    """``stem.csv``, ``stem2.csv`` … in `folder`, in the order they were written."""
+    found = [p for p in folder.glob(f"{stem}*.csv") if p.stem[len(stem) :] in ("", *map(str, range(1, 100)))]
+    return sorted(found, key=lambda p: int(p.stem[len(stem) :] or 1))
+
+
 def generalisation(clf: Classifier, data: Path, folds: int, seeds: list[int], held_out: list[Path]) -> None:
     files = {
         "community_dev": data / "community_dev.csv",
         "community_dev2": OWN_DATA / "community_dev2.csv",
         "community_more": data / "community_more.csv",
-        **{f"community_dev{n}": OWN_DATA / f"community_dev{n}.csv" for n in range(3, 9)},
+        **{path.stem: path for path in _numbered(OWN_DATA, "community_dev") if path.stem != "community_dev2"},
     }
     rows = {name: read_labelled_csv(path) for name, path in files.items() if path.is_file()}
     for name, found in rows.items():
@@ -185,13 +191,7 @@ def generalisation(clf: Classifier, data: Path, folds: int, seeds: list[int], he
 
 def gate_figures(clf: Classifier, data: Path, held_out: list[Path]) -> None:
     gate = Gate.load(classifier=clf)
-    files = [
-        OWN_DATA / "chat_dev.csv",
-        OWN_DATA / "chat_dev2.csv",
-        OWN_DATA / "chat_dev3.csv",
-        OWN_DATA / "chat_dev4.csv",
-        data / "chat_more.csv",
-    ]
+    files = [*_numbered(OWN_DATA, "chat_dev"), data / "chat_more.csv"]
     files += [path for path in held_out if "kind" in csv_columns(path)]
     for path in files:
         if not path.is_file():

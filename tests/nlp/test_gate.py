@@ -160,7 +160,7 @@ def test_a_bad_rules_file_is_one_clear_error(tmp_path: object) -> None:
         Gate({"kind": {"greeting": {"phrases": "你好"}}})
 
 
-@pytest.mark.parametrize("name", ["chat_dev.csv", "chat_dev2.csv", "chat_dev3.csv", "chat_more.csv"])
+@pytest.mark.parametrize("name", ["chat_more.csv", *(f"chat_dev{n}.csv" for n in ("", 2, 3, 4, 5, 6))])
 def test_goals_on_the_development_data(gate: Gate, name: str) -> None:
     report = evaluate_gate(gate, read_gate_csv(data_file(name)))
     text = format_gate_report(report, max_errors=20)
@@ -169,10 +169,12 @@ def test_goals_on_the_development_data(gate: Gate, name: str) -> None:
     assert text.splitlines()[-1].startswith("gate_accuracy=")
 
 
-def test_no_report_is_turned_away_on_the_newest_set(gate: Gate) -> None:
-    # chat_dev4.csv scored 0.837 untouched and about 0.91 after one round: its small talk (the weather,
-    # family news, jokes about a TV show 吵死了) still opens orders, so it holds the gate to recall only.
-    report = evaluate_gate(gate, read_gate_csv(data_file("chat_dev4.csv")))
+@pytest.mark.parametrize("name", ["chat_dev7.csv", "chat_dev8.csv"])
+def test_no_report_is_turned_away_on_the_newest_sets(gate: Gate, name: str) -> None:
+    # The newest sets scored 0.850 / 0.877 untouched and about 0.94 after one round: their small talk with
+    # a problem word in it (堵车堵了一个半小时, 膝盖破了点皮) still opens orders, so they hold the gate
+    # to recall only.
+    report = evaluate_gate(gate, read_gate_csv(data_file(name)))
     assert report.report_recall >= 0.98, format_gate_report(report, max_errors=20)
 
 
