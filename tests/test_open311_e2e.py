@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.config import DEMO_OPEN311_KEY, ConfigError, Settings, load_settings
+from nlp.classifier import Classifier
 from storage.db import session_factory
 from storage.models import InboundMessage, OutboxMessage, WorkOrder
 from tests.conftest import DEMO_ORG, Start
@@ -90,7 +91,11 @@ async def test_discovery_and_services(start: Start) -> None:
         assert isinstance(service["keywords"], str) and isinstance(service["group"], str)
         assert "内响应" in service["description"]
     fixing = next(s for s in listed if s["service_code"] == "设施维修")
-    assert "楼道灯" in fixing["keywords"].split(",")
+    # the label's strongest keywords, as the rules file gives them (楼道灯, 电梯 …)
+    weights = Classifier.load(None).rule("设施维修").keywords
+    words = fixing["keywords"].split(",")
+    assert words and all(word in weights for word in words)
+    assert min(weights[w] for w in words) >= max(w for k, w in weights.items() if k not in words)
     assert next(s for s in listed if s["service_code"] == "物业服务")["group"] == "部门办理"
     assert_error(await get(client, "/services.xml", 400), 400)
 
