@@ -15,10 +15,11 @@ The steps, in order (the rules file says the same in Chinese):
    (但是, 还是, 又 …) → ``done`` / ``praise`` — unless what follows the *done* phrase, or the rest
    beside the praise, still scores ``[report] decisive`` for a category (挺好的, 就是草长到膝盖了: the
    problem is plain; 灯泡坏了，已经换了: it is over);
-5. a joke (哈哈, 笑死, 😂), a story from television (电视剧里) or a forwarded message, with no turn
-   after it and no decisive category score → ``chatter``: 我老公打呼噜吵死了哈哈 tells, it does not report;
+5. a joke (``[report] jest``: 哈哈, 笑死, 😂) or a story (``stories``: 电视剧里, 【转发】), with no turn
+   after it, no ask (``asks``: 麻烦, 能不能) and no category scoring ``jest_score`` (a story:
+   ``decisive``) → ``chatter``: 我老公打呼噜吵死了哈哈 tells; 楼上漏水到我家了哈哈 reports;
 6. the message minus its chat phrases, places and fillers is empty → the kind of the phrases that
-   covered it (``greeting``, ``thanks`` …), or ``place`` when it was only a place;
+   covered it (``greeting``, ``thanks`` …), or ``place`` when the place is longer;
 7. a problem word, or a category score ≥ ``[report] min_score`` in what is left → a report;
 8. chat phrases at least as long as what is left of the message, and nothing of a problem → their kind; a place
    with at most ``place_rest`` other characters → ``place``; a single leftover character, or a subject
@@ -69,7 +70,7 @@ _JUNCTION = re.compile(
 )
 # A whole message that is only a place, written any of these ways (桃源居9栋, 解放路, 东城街道).
 _ONLY_PLACE = re.compile(
-    rf"^(?:{_NAME}(?:{_LONG_SUFFIX}|{_UNIT_SUFFIX}|{_SHORT_SUFFIX}|大道|路|街|巷|弄)(?:[{_NUM}]+(?:-[{_NUM}]+)?[号弄期]?)?)?(?:{_UNIT})?$"
+    rf"^(?:{_NAME}(?:{_LONG_SUFFIX}|{_UNIT_SUFFIX}|{_SHORT_SUFFIX}|大道|路|街|巷|弄)(?:[{_NUM}]+(?:-[{_NUM}]+)?[号弄期]?)?)?(?:{_UNIT})?(?:[东南西北正后侧]门口?)?$"
 )
 
 
@@ -135,15 +136,18 @@ class Gate:
         place_rest = rules.get("settings", {}).get("place_rest", 2)
         min_score = rules.get("report", {}).get("min_score", 1.5)
         decisive = rules.get("report", {}).get("decisive", 6.0)
+        jest_score = rules.get("report", {}).get("jest_score", 4.0)
         if not isinstance(place_rest, int) or isinstance(place_rest, bool) or place_rest < 0:
             raise GateError(f"{where}: settings.place_rest must be a whole number of characters")
         if not isinstance(min_score, int | float) or isinstance(min_score, bool):
             raise GateError(f"{where}: report.min_score must be a number")
-        if not isinstance(decisive, int | float) or isinstance(decisive, bool):
-            raise GateError(f"{where}: report.decisive must be a number")
+        for key, value in (("decisive", decisive), ("jest_score", jest_score)):
+            if not isinstance(value, int | float) or isinstance(value, bool):
+                raise GateError(f"{where}: report.{key} must be a number")
         self.place_rest = place_rest
         self.min_score = float(min_score)
         self.decisive = float(decisive)
+        self.jest_score = float(jest_score)
         self._phrases = KeywordMatcher(self._kind_of)
         self._problems = KeywordMatcher(read(w) for w in _list(rules, where, "report", "problems"))
         self._contrary = KeywordMatcher(read(w) for w in _list(rules, where, "report", "contrary"))
@@ -151,8 +155,12 @@ class Gate:
         self._jest = KeywordMatcher(
             w for word in _list(rules, where, "report", "jest") for w in {word, read(word)} if w
         )
+        self._stories = KeywordMatcher(
+            w for word in _list(rules, where, "report", "stories") for w in {word, read(word)} if w
+        )
         # Subjects of small talk (吃饭, 孙子, 麻将, 天气): with nothing of a problem beside them, chat.
         self._topics = KeywordMatcher(read(w) for w in _list(rules, where, "kind", "chatter", "topics"))
+        self._asks = KeywordMatcher(read(w) for w in _list(rules, where, "report", "asks"))
         self._fillers = KeywordMatcher(read(w) for w in _list(rules, where, "fillers", "words"))
 
     @classmethod
@@ -211,10 +219,9 @@ class Gate:
         praise = [p for kind, p, _ in chat if kind == "praise"]
         if praise and not turns and not problems:
             return Verdict("praise", tuple(praise))
-        jests = self._jest.find(core) + self._jest.find(raw.lower())
-        told = min((start for _, start in jests), default=len(core))
-        if jests and not any(start > told for _, start in turns) and not self._decisive(core):
-            return Verdict("chatter", tuple(dict.fromkeys(w for w, _ in jests)))
+        told = self._told(raw, norm, core, turns)
+        if told:
+            return Verdict("chatter", told)
         covered = [False] * len(core)
         for _, phrase, start in chat:
             covered[start : start + len(phrase)] = [True] * len(phrase)
@@ -233,7 +240,8 @@ class Gate:
         residue = "".join(" " if c else ch for ch, c in zip(core, covered, strict=True))
         leftover = _strip(residue, self._fillers).replace(" ", "")
         if not leftover:
-            if chat:
+            placed = sum(end - start for start, end in place_spans)
+            if chat and sum(len(p) for _, p, _ in chat) >= placed:
                 return Verdict(_dominant(chat), tuple(p for _, p, _ in chat))
             return Verdict("place")
         if problems:
@@ -254,6 +262,23 @@ class Gate:
             return Verdict("chatter", tuple(dict.fromkeys(w for w, _ in topics)))
         return Verdict(REPORT, ())
 
+    def _told(self, raw: str, norm: str, core: str, turns: Sequence[tuple[str, int]]) -> tuple[str, ...]:
+        """The words that make the message a joke or a story told (哈哈, 电视剧里, 【转发】), or () when
+        it is not one: a turn after them, an ask, or a problem put plainly enough keeps it a report."""
+        if self._asks.find(core):
+            return ()
+        for matcher, level in ((self._stories, self.decisive), (self._jest, self.jest_score)):
+            # Matched with punctuation kept (【转发】) and in the raw text, whose emoji (😂) normalising
+            # drops; each at its place in `core`.
+            found = [(w, len(_NOISE.sub("", norm[:s]))) for w, s in matcher.find(norm)]
+            found += [(w, len(_NOISE.sub("", self._read(raw[:s])))) for w, s in matcher.find(raw.lower())]
+            if not found:
+                continue
+            first = min(start for _, start in found)
+            if not any(start >= first for _, start in turns) and not self._scores_at(core, level):
+                return tuple(dict.fromkeys(w for w, _ in found))
+        return ()
+
     def _says_a_problem(self, core: str, polite: Sequence[tuple[str, int]]) -> bool:
         """Whether the rest of a message with 挺好 in it still names a problem clearly (a decisive
         category keyword: 草长到膝盖, 巡逻取消了): then the praise does not close it."""
@@ -262,13 +287,17 @@ class Gate:
             rest[start : start + len(phrase)] = " " * len(phrase)
         return self._decisive("".join(rest))
 
-    def _decisive(self, text: str) -> bool:
-        """Whether `text` names a category's problem plainly (a score of ``[report] decisive``)."""
+    def _scores_at(self, text: str, level: float) -> bool:
+        """Whether some category (not the fallback) scores at least `level` on `text`."""
         if self.classifier is None:
             return False
         scores, _, _ = self.classifier.scores(text)
         best = max(range(len(scores)), key=scores.__getitem__)
-        return scores[best] >= self.decisive and self.classifier.labels[best] != self.classifier.fallback
+        return scores[best] >= level and self.classifier.labels[best] != self.classifier.fallback
+
+    def _decisive(self, text: str) -> bool:
+        """Whether `text` names a category's problem plainly (a score of ``[report] decisive``)."""
+        return self._scores_at(text, self.decisive)
 
     def _read(self, text: str) -> str:
         if self.classifier is not None:

@@ -18,7 +18,11 @@ EMERGENCIES = [
     ("那个嗯楼下那个电动车在冒烟啪啪的响", "消防应急", "fire"),
     ("地下车库一股焦糊味不知道哪里烧起来了", "消防应急", "fire"),
     ("车棚那边噼啪响 冒白烟 烟味好冲", "消防应急", "fire"),
-    ("樓道裡全是白的看不清，我們下不去", "消防应急", "fire"),  # smoke by its look, and no way down  # 烟味 (someone smoking) touches 冒白烟
+    (
+        "樓道裡全是白的看不清，我們下不去",
+        "消防应急",
+        "fire",
+    ),  # smoke by its look, and no way down  # 烟味 (someone smoking) touches 冒白烟
     # gas → 119
     ("3号楼有燃气泄漏的味道", "消防应急", "gas"),
     ("聞到一股很重的煤氣味", "消防应急", "gas"),
@@ -38,6 +42,7 @@ EMERGENCIES = [
     ("有人在撬我隔壁的门，现在还在弄", "治安安全", "police"),
     ("隔壁门在那里撬撬撬的声音 他们家没人 现在还在响", "治安安全", "police"),
     ("有个男的抢了我的包往东门跑了", "治安安全", "police"),
+    ("有个男的一直跟着我进了单元楼 我躲家里了", "治安安全", "police"),
     ("我爸有老年痴呆，早上出门到现在还没回来", "养老助残", "police"),
     # a person collapsed, hurt, not answering → 120
     ("有人晕倒在小区广场上了，叫不醒", "消防应急", "medical"),
