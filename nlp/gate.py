@@ -16,7 +16,7 @@ The steps, in order (the rules file says the same in Chinese):
    beside the praise, still scores ``[report] decisive`` for a category (挺好的, 就是草长到膝盖了: the
    problem is plain; 灯泡坏了，已经换了: it is over);
 5. a joke (``[report] jest``: 哈哈, 笑死, 😂) or a story (``stories``: 电视剧里, 【转发】), with no turn
-   after it, no ask (``asks``: 麻烦, 能不能) and no category scoring ``jest_score`` (a story:
+   after it, nothing earnest (``earnest``: 麻烦, 能不能, 一个月了) and no category scoring ``jest_score`` (a story:
    ``decisive``) → ``chatter``: 我老公打呼噜吵死了哈哈 tells; 楼上漏水到我家了哈哈 reports;
 6. the message minus its chat phrases, places and fillers is empty → the kind of the phrases that
    covered it (``greeting``, ``thanks`` …), or ``place`` when the place is longer;
@@ -160,7 +160,7 @@ class Gate:
         )
         # Subjects of small talk (吃饭, 孙子, 麻将, 天气): with nothing of a problem beside them, chat.
         self._topics = KeywordMatcher(read(w) for w in _list(rules, where, "kind", "chatter", "topics"))
-        self._asks = KeywordMatcher(read(w) for w in _list(rules, where, "report", "asks"))
+        self._earnest = KeywordMatcher(read(w) for w in _list(rules, where, "report", "earnest"))
         self._fillers = KeywordMatcher(read(w) for w in _list(rules, where, "fillers", "words"))
 
     @classmethod
@@ -264,8 +264,8 @@ class Gate:
 
     def _told(self, raw: str, norm: str, core: str, turns: Sequence[tuple[str, int]]) -> tuple[str, ...]:
         """The words that make the message a joke or a story told (哈哈, 电视剧里, 【转发】), or () when
-        it is not one: a turn after them, an ask, or a problem put plainly enough keeps it a report."""
-        if self._asks.find(core):
+        it is not one: a turn after them, an earnest word, or a problem put plainly enough keeps it a report."""
+        if self._earnest.find(core):
             return ()
         for matcher, level in ((self._stories, self.decisive), (self._jest, self.jest_score)):
             # Matched with punctuation kept (【转发】) and in the raw text, whose emoji (😂) normalising

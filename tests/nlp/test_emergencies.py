@@ -63,6 +63,8 @@ EMERGENCIES = [
     # a crash, the lights out at a junction, a child in the road → 122
     ("路口的红绿灯全灭了车都乱成一团了", "停车交通", "traffic"),
     ("有个小朋友跑到马路中间去了", "停车交通", "traffic"),
+    ("路口刚刚两辆车撞了，有个大爷躺在地上起不来", "停车交通", "medical"),
+    ("台风好大，门口那棵樟树的枝干正在往下断，下面还有人", "绿化园林", "structure"),
 ]
 
 
@@ -108,6 +110,7 @@ NOT_NOW = [
     "楼顶加盖的砖掉下来咋办",  # a worry put after the danger
     "楼下香樟树上的虫子掉下来了",
     "楼上的抽烟，我家晾的被子全是烟味",
+    "那根电缆垂得快碰到地了，前两天还闪过一下火花",
 ]
 
 

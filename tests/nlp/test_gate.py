@@ -146,6 +146,10 @@ REPORTS = [
     "上次帮忙通下水道谢谢你们，不好意思又要麻烦了😂",
     # a wish is a request
     "要是能在楼下多放几张长椅就好了",
+    "祝大家节日快乐！也希望停车难早点解决",
+    "哈哈哈我们楼道黑了一个月了",
+    "笑死，小区水池都成青蛙池了，啥时候清理一下",
+    "社区食堂过年开不开",
     "催一下",
 ]
 
@@ -183,7 +187,9 @@ def test_a_bad_rules_file_is_one_clear_error(tmp_path: object) -> None:
         Gate({"kind": {"greeting": {"phrases": "你好"}}})
 
 
-@pytest.mark.parametrize("name", ["chat_more.csv", *(f"chat_dev{n}.csv" for n in ("", 2, 3, 4, 5, 6, 9, 10))])
+@pytest.mark.parametrize(
+    "name", ["chat_more.csv", *(f"chat_dev{n}.csv" for n in ("", 2, 3, 4, 5, 6, 9, 10, 11, 12))]
+)
 def test_goals_on_the_development_data(gate: Gate, name: str) -> None:
     report = evaluate_gate(gate, read_gate_csv(data_file(name)))
     text = format_gate_report(report, max_errors=20)
