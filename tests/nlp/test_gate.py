@@ -77,6 +77,7 @@ NOT_REPORTS = {
         "昨天那场球赛你们看了没",
         "端午安康",
         "食咗饭未呀",
+        "今日落好大雨呀",
     ],
     "place": [
         "门牌号是三栋二单元六零一",
@@ -150,6 +151,10 @@ REPORTS = [
     "哈哈哈我们楼道黑了一个月了",
     "笑死，小区水池都成青蛙池了，啥时候清理一下",
     "社区食堂过年开不开",
+    "端午包粽活动喺边度报名？",
+    "搞掂未啊？",
+    "我在家等了一上午，师傅没来啊",
+    "早上好～泳池今天开吗",
     "催一下",
 ]
 
@@ -188,7 +193,7 @@ def test_a_bad_rules_file_is_one_clear_error(tmp_path: object) -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["chat_more.csv", *(f"chat_dev{n}.csv" for n in ("", 2, 3, 4, 5, 6, 9, 10, 11, 12))]
+    "name", ["chat_more.csv", *(f"chat_dev{n}.csv" for n in ("", 2, 3, 4, 5, 6, 9, 10, 11, 12, 13))]
 )
 def test_goals_on_the_development_data(gate: Gate, name: str) -> None:
     report = evaluate_gate(gate, read_gate_csv(data_file(name)))
@@ -198,11 +203,11 @@ def test_goals_on_the_development_data(gate: Gate, name: str) -> None:
     assert text.splitlines()[-1].startswith("gate_accuracy=")
 
 
-@pytest.mark.parametrize("name", ["chat_dev7.csv", "chat_dev8.csv"])
+@pytest.mark.parametrize("name", ["chat_dev7.csv", "chat_dev8.csv", "chat_dev14.csv"])
 def test_no_report_is_turned_away_on_the_newest_sets(gate: Gate, name: str) -> None:
-    # The newest sets scored 0.850 / 0.877 untouched and about 0.94 after one round: their small talk with
-    # a problem word in it (堵车堵了一个半小时, 膝盖破了点皮) still opens orders, so they hold the gate
-    # to recall only.
+    # These sets scored 0.830–0.877 untouched and about 0.94 after one round: their small talk with a
+    # problem word in it (堵车堵了一个半小时, 膝盖破了点皮) and Cantonese chat still open orders, so
+    # they hold the gate to recall only.
     report = evaluate_gate(gate, read_gate_csv(data_file(name)))
     assert report.report_recall >= 0.98, format_gate_report(report, max_errors=20)
 
