@@ -267,11 +267,13 @@ class Gate:
         it is not one: a turn after them, an earnest word, or a problem put plainly enough keeps it a report."""
         if self._earnest.find(core):
             return ()
+        laughs = has_emoji(raw)
         for matcher, level in ((self._stories, self.decisive), (self._jest, self.jest_score)):
             # Matched with punctuation kept (【转发】) and in the raw text, whose emoji (😂) normalising
             # drops; each at its place in `core`.
             found = [(w, len(_NOISE.sub("", norm[:s]))) for w, s in matcher.find(norm)]
-            found += [(w, len(_NOISE.sub("", self._read(raw[:s])))) for w, s in matcher.find(raw.lower())]
+            if laughs:
+                found += [(w, len(_NOISE.sub("", self._read(raw[:s])))) for w, s in matcher.find(raw.lower())]
             if not found:
                 continue
             first = min(start for _, start in found)
