@@ -29,6 +29,7 @@ The steps, in order (the rules file says the same in Chinese):
 
 from __future__ import annotations
 
+import math
 import re
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
@@ -151,12 +152,10 @@ class Gate:
         self._phrases = KeywordMatcher(self._kind_of)
         self._problems = KeywordMatcher(read(w) for w in _list(rules, where, "report", "problems"))
         self._contrary = KeywordMatcher(read(w) for w in _list(rules, where, "report", "contrary"))
-        # Matched in the raw text too: normalising drops the emoji (😂) that laugh.
-        self._jest = KeywordMatcher(
-            w for word in _list(rules, where, "report", "jest") for w in {word, read(word)} if w
-        )
-        self._stories = KeywordMatcher(
-            w for word in _list(rules, where, "report", "stories") for w in {word, read(word)} if w
+        # Each word also as written: the raw text is searched too, for the emoji (😂) normalising drops.
+        self._jest, self._stories = (
+            KeywordMatcher(w for word in _list(rules, where, "report", key) for w in {word, read(word)} if w)
+            for key in ("jest", "stories")
         )
         # Subjects of small talk (吃饭, 孙子, 麻将, 天气): with nothing of a problem beside them, chat.
         self._topics = KeywordMatcher(read(w) for w in _list(rules, where, "kind", "chatter", "topics"))
@@ -267,17 +266,21 @@ class Gate:
         it is not one: a turn after them, an earnest word, or a problem put plainly enough keeps it a report."""
         if self._earnest.find(core):
             return ()
-        laughs = has_emoji(raw)
+        emoji = has_emoji(raw)
+        top: float | None = None  # the best category score of `core`, computed once when needed
         for matcher, level in ((self._stories, self.decisive), (self._jest, self.jest_score)):
             # Matched with punctuation kept (【转发】) and in the raw text, whose emoji (😂) normalising
             # drops; each at its place in `core`.
             found = [(w, len(_NOISE.sub("", norm[:s]))) for w, s in matcher.find(norm)]
-            if laughs:
+            if emoji:
                 found += [(w, len(_NOISE.sub("", self._read(raw[:s])))) for w, s in matcher.find(raw.lower())]
             if not found:
                 continue
             first = min(start for _, start in found)
-            if not any(start >= first for _, start in turns) and not self._scores_at(core, level):
+            if any(start >= first for _, start in turns):
+                continue
+            top = self._top(core) if top is None else top
+            if top < level:
                 return tuple(dict.fromkeys(w for w, _ in found))
         return ()
 
@@ -289,17 +292,18 @@ class Gate:
             rest[start : start + len(phrase)] = " " * len(phrase)
         return self._decisive("".join(rest))
 
-    def _scores_at(self, text: str, level: float) -> bool:
-        """Whether some category (not the fallback) scores at least `level` on `text`."""
+    def _top(self, text: str) -> float:
+        """The best category score of `text`; -inf when the best is the fallback (其他) or there is no
+        classifier, so that no level is reached."""
         if self.classifier is None:
-            return False
+            return -math.inf
         scores, _, _ = self.classifier.scores(text)
         best = max(range(len(scores)), key=scores.__getitem__)
-        return scores[best] >= level and self.classifier.labels[best] != self.classifier.fallback
+        return -math.inf if self.classifier.labels[best] == self.classifier.fallback else scores[best]
 
     def _decisive(self, text: str) -> bool:
         """Whether `text` names a category's problem plainly (a score of ``[report] decisive``)."""
-        return self._scores_at(text, self.decisive)
+        return self._top(text) >= self.decisive
 
     def _read(self, text: str) -> str:
         if self.classifier is not None:
