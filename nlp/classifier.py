@@ -63,7 +63,15 @@ RESPONDERS = (GRID, DEPARTMENT, COMMUNITY)
 _DURATION = re.compile(r"^\d+[smhd]$")
 _LABEL_KEYS = {"responder", "accept", "resolve", "bias", "keywords", "combos"}
 _SETTINGS_KEYS = {"fallback", "min_score", "temperature", "lead_weight", "longest_only"}
-_URGENT_LISTS = ("keywords", "negations", "hypotheticals", "negation_fillers", "ignore")
+_URGENT_LISTS = (
+    "keywords",
+    "negations",
+    "hypotheticals",
+    "negation_fillers",
+    "ignore",
+    "settled",
+    "reopened",
+)
 _KIND_KEYS = {"keywords", "combos"}
 _TOP_KEYS = {"settings", "label", "urgent", "meta", "mask", "variants"}
 # The lead (title or first sentence) ends at the first space or sentence-ending mark.

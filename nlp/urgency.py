@@ -14,7 +14,9 @@ hurt → 120, water or electricity → get away and call the property or utility
   ``有个小孩站在6楼窗台外面`` urgent without that sentence being in any list;
 * ``negations`` right before a cue deny the event (the classifier also drops a negated cue from its
   keywords); ``hypotheticals`` (担心, 万一, 以前) make every cue after them in the same clause not urgent,
-  without denying it; ``ignore`` lists phrases that contain a cue but are no event.
+  without denying it; ``ignore`` lists phrases that contain a cue but are no event;
+* ``settled`` says the danger is over (扑灭了, 已经送医院了, 虚惊一场): no cue before it is urgent, nor any
+  after it unless a ``reopened`` word (但是, 又) comes between — 火灭了，但是三楼还有人被困 is still urgent.
 
 A legacy top-level ``[urgent] keywords`` list is read as the kind ``any``.
 """
@@ -46,11 +48,23 @@ __all__ = [
 
 # Keys of [urgent] that are settings, not kinds of emergency.
 COMMON_KEYS = frozenset(
-    {"negations", "hypotheticals", "negation_fillers", "ignore", "label", "boost", "keywords"}
+    {
+        "negations",
+        "hypotheticals",
+        "negation_fillers",
+        "ignore",
+        "settled",
+        "reopened",
+        "label",
+        "boost",
+        "keywords",
+    }
 )
 ANY = "any"
 _CLAUSE_END = re.compile(r"[，,。.！!？?；;…\s]")
 DEFAULT_WITHIN = 10
+# A hypothetical's reach when no punctuation ends its clause (voice input runs sentences together).
+FEAR_REACH = 16
 
 
 @dataclass(frozen=True)
@@ -82,6 +96,8 @@ class UrgencyDetector:
     fillers: tuple[str, ...] = ()
     ignore: tuple[str, ...] = ()
     hypotheticals: tuple[str, ...] = ()
+    settled: tuple[str, ...] = ()
+    reopened: tuple[str, ...] = ()
     kinds: Mapping[str, str] = field(default_factory=dict)  # cue → kind (default: ANY)
     combos: tuple[Combo, ...] = ()
     _cues: KeywordMatcher = field(init=False, repr=False, compare=False)
@@ -89,6 +105,8 @@ class UrgencyDetector:
     _strict: KeywordMatcher = field(init=False, repr=False, compare=False)
     _ignore: KeywordMatcher = field(init=False, repr=False, compare=False)
     _hyp: KeywordMatcher = field(init=False, repr=False, compare=False)
+    _settled: KeywordMatcher = field(init=False, repr=False, compare=False)
+    _reopened: KeywordMatcher = field(init=False, repr=False, compare=False)
     _everything: KeywordMatcher = field(init=False, repr=False, compare=False)
     _combo_set: ComboSet[str] = field(init=False, repr=False, compare=False)
     _max_filler: int = field(init=False, repr=False, compare=False)
@@ -99,6 +117,8 @@ class UrgencyDetector:
         object.__setattr__(self, "_strict", KeywordMatcher(self.negations))
         object.__setattr__(self, "_ignore", KeywordMatcher(self.ignore))
         object.__setattr__(self, "_hyp", KeywordMatcher(self.hypotheticals))
+        object.__setattr__(self, "_settled", KeywordMatcher(self.settled))
+        object.__setattr__(self, "_reopened", KeywordMatcher(self.reopened))
         combos = ComboSet([(combo.groups, combo.within, combo.kind) for combo in self.combos])
         object.__setattr__(self, "_combo_set", combos)
         everything = {*self.keywords, *self.negations, *self.hypotheticals, *self.ignore, *combos.words}
@@ -132,6 +152,8 @@ class UrgencyDetector:
             fillers=tuple(section.get("negation_fillers", ())),
             ignore=tuple(section.get("ignore", ())),
             hypotheticals=tuple(section.get("hypotheticals", ())),
+            settled=tuple(section.get("settled", ())),
+            reopened=tuple(section.get("reopened", ())),
             kinds=kinds,
             combos=tuple(combos),
         )
@@ -169,8 +191,11 @@ class UrgencyDetector:
         covered = [(start, start + len(phrase)) for phrase, start in found_all if phrase in self._ignore]
         negation_ends = _ends([m for m in found_all if m[0] in self._neg], text)
         feared = self._feared_clauses(text, [m for m in found_all if m[0] in self._hyp])
+        quiet_until = self._quiet_until(text)
 
         def live(word: str, start: int) -> bool:
+            if start < quiet_until:
+                return False
             if any(s <= start and start + len(word) <= e for s, e in covered):
                 return False
             if feared and any(s < start <= e for s, e in feared):
@@ -197,13 +222,22 @@ class UrgencyDetector:
         kinds = tuple(dict.fromkeys(kind for _, _, kind in found))
         return Urgency(tuple(cue for _, cue, _ in found), kinds)
 
+    def _quiet_until(self, text: str) -> int:
+        """Where cues may be urgent again after a ``settled`` phrase: at a ``reopened`` word after the
+        last one (火灭了，但是…), else never (the end of `text`); 0 when nothing is settled."""
+        settled = self._settled.find(text)
+        if not settled:
+            return 0
+        after = max(start + len(phrase) for phrase, start in settled)
+        return min((start for _, start in self._reopened.find(text) if start >= after), default=len(text))
+
     def _feared_clauses(self, text: str, hypotheticals: list[tuple[str, int]]) -> list[tuple[int, int]]:
         """(start, end) from each hypothetical word (担心, 万一, 以前 …) to the end of its clause: a cue
         anywhere after it in the clause is feared or past, not happening now."""
         spans = []
         for word, start in hypotheticals:
-            end = _CLAUSE_END.search(text, start + len(word))
-            spans.append((start, end.start() if end else len(text)))
+            end = _CLAUSE_END.search(text, start + len(word), start + len(word) + FEAR_REACH)
+            spans.append((start, end.start() if end else min(len(text), start + len(word) + FEAR_REACH)))
         return spans
 
     def _negated(self, text: str, start: int, negation_ends: dict[int, list[int]]) -> bool:

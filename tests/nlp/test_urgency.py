@@ -75,3 +75,31 @@ def test_hypotheticals_cancel_urgency_but_do_not_deny() -> None:
 @pytest.mark.parametrize("text", ["万一起火怎么办", "小心摔倒", "差点被困在电梯里"])
 def test_default_hypotheticals_are_not_urgent(text: str) -> None:
     assert detect_urgency(text) == (), text
+
+
+def test_a_settled_danger_is_not_urgent_unless_reopened() -> None:
+    det = UrgencyDetector(keywords=("着火", "被困"), settled=("扑灭了",), reopened=("但是",))
+    assert det.detect("厨房着火了，扑灭了") == ()
+    assert det.detect("扑灭了，楼道里还在着火") == ()  # nothing reopened it
+    assert det.detect("厨房着火了，扑灭了，但是三楼还有人被困") == ("被困",)
+    assert det.detect("厨房着火了") == ("着火",)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "刚才垃圾桶冒烟 保安已经用水浇灭了",
+        "昨晚厨房着火了，好在扑灭了，现在楼道里还一股焦糊味",
+        "有人晕倒了，已经送医院了",
+        "电梯困人，已经救出来了",
+    ],
+)
+def test_default_settled_phrases(text: str) -> None:
+    assert detect_urgency(text) == (), text
+
+
+def test_a_hypothetical_reaches_only_so_far_without_punctuation() -> None:
+    # Voice input runs sentences together: 昨天 reaches its own words, not the fire told after them.
+    det = UrgencyDetector(keywords=("着火",), hypotheticals=("昨天",))
+    assert det.detect("昨天着火了") == ()
+    assert det.detect("昨天下午就打不通电话我下班赶过来敲门屋里着火了") == ("着火",)
