@@ -18,13 +18,16 @@ The steps, in order (the rules file says the same in Chinese):
 5. a joke (``[report] jest``: 哈哈, 笑死, 😂) or a story (``stories``: 电视剧里, 【转发】), with no turn
    after it, nothing earnest (``earnest``: 麻烦, 能不能, 一个月了) and no category scoring ``jest_score`` (a story:
    ``decisive``) → ``chatter``: 我老公打呼噜吵死了哈哈 tells; 楼上漏水到我家了哈哈 reports;
-6. the message minus its chat phrases, places and fillers is empty → the kind of the phrases that
+6. a question put to the staff (``[report] asks``: 请问, 问一下, then a ``questions`` word outside any chat
+   phrase: 几点, 有没有, 吗) with no question about the bot → a report: 请问社区食堂几点开饭;
+7. the message minus its chat phrases, places and fillers is empty → the kind of the phrases that
    covered it (``greeting``, ``thanks`` …), or ``place`` when the place is longer;
-7. a problem word, or a category score ≥ ``[report] min_score`` in what is left → a report;
-8. chat phrases at least as long as what is left of the message, and nothing of a problem → their kind; a place
-   with at most ``place_rest`` other characters → ``place``; a single leftover character, or a subject
-   of small talk (``[kind.chatter] topics``: 饺子, 孙子, 麻将) → ``chatter``;
-9. anything else → a report: a message we cannot read as chat is never turned away.
+8. a problem word, or a category score ≥ ``[report] min_score`` in what is left → a report;
+9. chat phrases at least as long as what is left of the message, and nothing of a problem → their kind; an
+   answer to the bot's questions and nothing else (``[answers]``: 张女士, 我电话139…, 九点到十一点之间) →
+   ``confirm``; a place with at most ``place_rest`` other characters → ``place``; a single leftover
+   character, or a subject of small talk (``[kind.chatter] topics``: 饺子, 孙子, 麻将) → ``chatter``;
+10. anything else → a report: a message we cannot read as chat is never turned away.
 """
 
 from __future__ import annotations
@@ -119,7 +122,7 @@ class Gate:
     def __init__(
         self, rules: Mapping[str, Any], classifier: Classifier | None = None, where: str = "gate"
     ) -> None:
-        unknown = set(rules) - {"settings", "kind", "report", "fillers"}
+        unknown = set(rules) - {"settings", "kind", "report", "fillers", "answers"}
         if unknown:
             raise GateError(f"{where}: unknown section {sorted(unknown)[0]!r}")
         kinds = rules.get("kind", {})
@@ -160,7 +163,15 @@ class Gate:
         # Subjects of small talk (吃饭, 孙子, 麻将, 天气): with nothing of a problem beside them, chat.
         self._topics = KeywordMatcher(read(w) for w in _list(rules, where, "kind", "chatter", "topics"))
         self._earnest = KeywordMatcher(read(w) for w in _list(rules, where, "report", "earnest"))
+        self._asks = KeywordMatcher(read(w) for w in _list(rules, where, "report", "asks"))
+        self._questions = KeywordMatcher(read(w) for w in _list(rules, where, "report", "questions"))
         self._fillers = KeywordMatcher(read(w) for w in _list(rules, where, "fillers", "words"))
+        self._answers = _Answers(
+            "".join(_list(rules, where, "answers", "surnames")),
+            KeywordMatcher(read(w) for w in _list(rules, where, "answers", "titles")),
+            KeywordMatcher(read(w) for w in _list(rules, where, "answers", "contact")),
+            KeywordMatcher(read(w) for w in _list(rules, where, "answers", "times")),
+        )
 
     @classmethod
     def load(cls, path: str | Path | None = None, classifier: Classifier | None = None) -> Gate:
@@ -203,7 +214,11 @@ class Gate:
         selected = _longest_first(found)
         chat = [(kind, p, s) for p, s, kind in selected if kind != REPORT]
         problems = [p for p, _, kind in selected if kind == REPORT]
-        turns = self._contrary.find(core)
+        # A turn inside a chat phrase is part of it (又能刷了 is done, not 又).
+        in_chat = {i for p, s, kind in selected if kind != REPORT for i in range(s, s + len(p))}
+        turns = [(w, s) for w, s in self._contrary.find(core) if s not in in_chat]
+        # 解决了吗 asks whether it is over: a question, not a done.
+        chat = [c for c in chat if c[0] != "done" or not _asked_after(core, c[2] + len(c[1]))]
         done = [(p, start) for kind, p, start in chat if kind == "done"]
         done_end = max((start + len(p) for p, start in done), default=0)
         # 灯泡坏了，已经换了 is over; 修好了，就是草长到膝盖了 is not: only what follows 'done' counts.
@@ -212,6 +227,9 @@ class Gate:
         polite = [(p, start) for kind, p, start in chat if kind == "praise"]
         if polite and self._says_a_problem(core, polite):
             chat = [c for c in chat if c[0] != "praise"]
+        asked = self._asked(core, chat, in_chat)
+        if asked:
+            return Verdict(REPORT, asked)
         problem_after = any(start >= done_end for _, start, kind in selected if kind == REPORT)
         if done and not turns and not problem_after:
             return Verdict("done", tuple(p for p, _ in done))
@@ -252,6 +270,9 @@ class Gate:
                 return Verdict(REPORT, tuple(voters.get(best, ())))
         if chat and sum(len(p) for _, p, _ in chat) >= len(leftover):
             return Verdict(_dominant(chat), tuple(p for _, p, _ in chat))
+        answer = self._answers.what(leftover, core)
+        if answer:
+            return Verdict("confirm", (answer,))
         if place_spans and len(leftover) <= self.place_rest:
             return Verdict("place")
         if len(leftover) <= 1:
@@ -284,6 +305,18 @@ class Gate:
                 return tuple(dict.fromkeys(w for w, _ in found))
         return ()
 
+    def _asked(self, core: str, chat: Sequence[tuple[str, str, int]], in_chat: set[int]) -> tuple[str, ...]:
+        """The ask and question words of a question put to the staff (请问…几点), or () — also when the
+        question is about the bot (请问你是真人吗) or its question word is part of a chat phrase (请问在吗)."""
+        asks = self._asks.find(core)
+        if not asks or any(kind == "bot" for kind, _, _ in chat):
+            return ()
+        first = min(start + len(word) for word, start in asks)
+        for word, start in self._questions.find(core):
+            if start >= first and not in_chat & set(range(start, start + len(word))):
+                return (asks[0][0], word)
+        return ()
+
     def _says_a_problem(self, core: str, polite: Sequence[tuple[str, int]]) -> bool:
         """Whether the rest of a message with 挺好 in it still names a problem clearly (a decisive
         category keyword: 草长到膝盖, 巡逻取消了): then the praise does not close it."""
@@ -309,6 +342,54 @@ class Gate:
         if self.classifier is not None:
             return self.classifier.vocabulary.read(text)
         return normalize(text).lower()
+
+
+_NUMERAL = re.compile(r"^[\d零〇幺一二三四五六七八九十两百:：\-~～]+$")
+_CLOCK = re.compile(r"[\d零〇一二三四五六七八九十两]\s*(?:点|时|:|：)")
+_NAME_AFTER_SURNAME = 2  # 张 + 建国
+
+
+@dataclass(frozen=True)
+class _Answers:
+    """Answers to what the bot asks (a name, a phone number, a time to call), with nothing else said."""
+
+    surnames: str
+    titles: KeywordMatcher
+    contact: KeywordMatcher
+    times: KeywordMatcher
+
+    def what(self, leftover: str, core: str) -> str:
+        """``姓名``, ``电话`` or ``时间`` when `leftover` (the message less its fillers) is only that;
+        else ""."""
+        if not leftover:
+            return ""
+        rest = _strip(leftover, self.contact).replace(" ", "")
+        if rest != leftover and _NUMERAL.match(rest) and len(rest) >= 4:
+            return "电话"
+        if _CLOCK.search(core) or self.times.find(leftover):
+            rest = _strip(leftover, self.times).replace(" ", "")
+            if not rest or (_NUMERAL.match(rest) and _CLOCK.search(core)):
+                return "时间"
+        name = leftover.lstrip("姓叫")
+        titled = _strip(name, self.titles).replace(" ", "")
+        if name and name[0] in self.surnames:
+            if leftover[0] == "姓" and len(name) <= 1 + 4:  # 我姓陈，耳东陈
+                return "姓名"
+            if titled != name and len(titled) <= 1 + _NAME_AFTER_SURNAME and titled.startswith(name[0]):
+                return "姓名"  # 王女士, 李师傅
+            if len(name) in (2, 3) and leftover == core:
+                return "姓名"  # 张建国, written alone
+        return ""
+
+
+_ASKING = ("吗", "么")  # 修好了吗
+_ASKING_LAST = ("没", "没有", "未", "不")  # 好了没, ending the message
+
+
+def _asked_after(core: str, end: int) -> bool:
+    """Whether `core` asks a question right at `end` (修好了吗, 好了没)."""
+    rest = core[end:]
+    return rest[:1] in _ASKING or rest in _ASKING_LAST
 
 
 def _longest_first(found: Sequence[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
