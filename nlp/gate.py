@@ -60,7 +60,7 @@ _NUM = "0-9零〇一二三四五六七八九十百两"
 # A name is two to six characters that are not pronouns, particles or verbs of a sentence.
 _NAME_CHAR = r"[^\W\d_我你他她它们的了在不让进到去来是有和跟把被给对向从往这那个就都也还要会能想说看]"
 _NAME = _NAME_CHAR + "{2,6}?"
-_LONG_SUFFIX = "小区|新村|花园|家园|花苑|名苑|华庭|山庄|公寓|大厦|广场(?!舞)|公馆|小镇|新城|商城"
+_LONG_SUFFIX = "小区|新村|花园|家园|花苑|名苑|华庭|山庄|公寓|大厦|广场(?!舞)|公馆|小镇|新城|商城|车库|停车场"
 # 社区 and 街道 are often whom the resident writes to (…服务，社区有吗): their names are short.
 _UNIT_SUFFIX = "社区|街道办|街道"
 _SHORT_SUFFIX = "苑|园|府|城|湾|村|里|庄|居|邸|阁|轩|坊"
@@ -171,6 +171,7 @@ class Gate:
             KeywordMatcher(read(w) for w in _list(rules, where, "answers", "titles")),
             KeywordMatcher(read(w) for w in _list(rules, where, "answers", "contact")),
             KeywordMatcher(read(w) for w in _list(rules, where, "answers", "times")),
+            KeywordMatcher(read(w) for w in _list(rules, where, "answers", "counts")),
         )
 
     @classmethod
@@ -263,6 +264,9 @@ class Gate:
             return Verdict("place")
         if problems:
             return Verdict(REPORT, tuple(dict.fromkeys(problems)))
+        answer = self._answers.told(leftover, core)
+        if answer:
+            return Verdict("confirm", (answer,))
         if self.classifier is not None:
             scores, voters, _ = self.classifier.scores(residue)
             best = max(range(len(scores)), key=scores.__getitem__)
@@ -270,7 +274,7 @@ class Gate:
                 return Verdict(REPORT, tuple(voters.get(best, ())))
         if chat and sum(len(p) for _, p, _ in chat) >= len(leftover):
             return Verdict(_dominant(chat), tuple(p for _, p, _ in chat))
-        answer = self._answers.what(leftover, core)
+        answer = self._answers.name(leftover, core)
         if answer:
             return Verdict("confirm", (answer,))
         if place_spans and len(leftover) <= self.place_rest:
@@ -345,22 +349,25 @@ class Gate:
 
 
 _NUMERAL = re.compile(r"^[\d零〇幺一二三四五六七八九十两百:：\-~～]+$")
+_NUMERALS = re.compile(r"[\d零〇幺一二三四五六七八九十两百]+")
 _CLOCK = re.compile(r"[\d零〇一二三四五六七八九十两]\s*(?:点|时|:|：)")
 _NAME_AFTER_SURNAME = 2  # 张 + 建国
 
 
 @dataclass(frozen=True)
 class _Answers:
-    """Answers to what the bot asks (a name, a phone number, a time to call), with nothing else said."""
+    """Answers to what the bot asks (a name, a phone number, a time to call, a rating or an age), with
+    nothing else said. `leftover` is the message less its chat phrases, places and fillers."""
 
     surnames: str
     titles: KeywordMatcher
     contact: KeywordMatcher
     times: KeywordMatcher
+    counts: KeywordMatcher
 
-    def what(self, leftover: str, core: str) -> str:
-        """``姓名``, ``电话`` or ``时间`` when `leftover` (the message less its fillers) is only that;
-        else ""."""
+    def told(self, leftover: str, core: str) -> str:
+        """``电话``, ``时间`` or ``数目`` when `leftover` is only that; else "". Numbers and times are
+        never a problem, so this may come before the category scores (身份证后四位 scores 政策咨询)."""
         if not leftover:
             return ""
         rest = _strip(leftover, self.contact).replace(" ", "")
@@ -370,15 +377,25 @@ class _Answers:
             rest = _strip(leftover, self.times).replace(" ", "")
             if not rest or (_NUMERAL.match(rest) and _CLOCK.search(core)):
                 return "时间"
-        name = leftover.lstrip("姓叫")
+        counted = _strip(leftover, self.counts).replace(" ", "")
+        if counted != leftover and _NUMERALS.search(leftover) and not _NUMERALS.sub("", counted):
+            return "数目"  # 3分, 四星, 八十二岁
+        return ""
+
+    def name(self, leftover: str, core: str) -> str:
+        """``姓名`` when `leftover` is a name (张女士, 我姓陈, 张建国 written alone, 李秀兰 八十二岁); else ""."""
+        counted = _NUMERALS.sub("", _strip(leftover, self.counts).replace(" ", ""))
+        alone = leftover == core or counted != leftover
+        name = counted.lstrip("姓叫")
+        if not name or name[0] not in self.surnames:
+            return ""
         titled = _strip(name, self.titles).replace(" ", "")
-        if name and name[0] in self.surnames:
-            if leftover[0] == "姓" and len(name) <= 1 + 4:  # 我姓陈，耳东陈
-                return "姓名"
-            if titled != name and len(titled) <= 1 + _NAME_AFTER_SURNAME and titled.startswith(name[0]):
-                return "姓名"  # 王女士, 李师傅
-            if len(name) in (2, 3) and leftover == core:
-                return "姓名"  # 张建国, written alone
+        if counted[0] == "姓" and len(name) <= 1 + 4:  # 我姓陈，耳东陈
+            return "姓名"
+        if titled != name and len(titled) <= 1 + _NAME_AFTER_SURNAME and titled.startswith(name[0]):
+            return "姓名"  # 王女士, 李师傅
+        if len(name) in (2, 3) and alone:
+            return "姓名"
         return ""
 
 

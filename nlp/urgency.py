@@ -225,7 +225,13 @@ class UrgencyDetector:
     def _quiet_until(self, text: str) -> int:
         """Where cues may be urgent again after a ``settled`` phrase: at a ``reopened`` word after the
         last one (火灭了，但是…), else never (the end of `text`); 0 when nothing is settled."""
-        settled = self._settled.find(text)
+        # An ignore phrase holds no settling either: 有没有着火 asks, 没有着火 tells.
+        covered = [(start, start + len(phrase)) for phrase, start in self._ignore.find(text)]
+        settled = [
+            (phrase, start)
+            for phrase, start in self._settled.find(text)
+            if not any(s <= start and start + len(phrase) <= e for s, e in covered)
+        ]
         if not settled:
             return 0
         after = max(start + len(phrase) for phrase, start in settled)

@@ -85,6 +85,12 @@ def test_a_settled_danger_is_not_urgent_unless_reopened() -> None:
     assert det.detect("厨房着火了") == ("着火",)
 
 
+def test_asking_whether_it_is_settled_settles_nothing() -> None:
+    det = UrgencyDetector(keywords=("冒烟",), settled=("没有着火",), ignore=("有没有着火",))
+    assert det.detect("楼道在冒烟，没有着火") == ()
+    assert det.detect("楼道在冒烟，不知道有没有着火") == ("冒烟",)
+
+
 @pytest.mark.parametrize(
     "text",
     [
@@ -92,6 +98,9 @@ def test_a_settled_danger_is_not_urgent_unless_reopened() -> None:
         "昨晚厨房着火了，好在扑灭了，现在楼道里还一股焦糊味",
         "有人晕倒了，已经送医院了",
         "电梯困人，已经救出来了",
+        # the cause found, or how it always is
+        "没有着火，就是楼下有人烧纸，烟很大吓我一跳",
+        "下水道口那个味道跟臭鸡蛋似的，天天都这样",
     ],
 )
 def test_default_settled_phrases(text: str) -> None:
