@@ -60,7 +60,7 @@ _NUM = "0-9零〇一二三四五六七八九十百两"
 # A name is two to six characters that are not pronouns, particles or verbs of a sentence.
 _NAME_CHAR = r"[^\W\d_我你他她它们的了在不让进到去来是有和跟把被给对向从往这那个就都也还要会能想说看]"
 _NAME = _NAME_CHAR + "{2,6}?"
-_LONG_SUFFIX = "小区|新村|花园|家园|花苑|名苑|华庭|山庄|公寓|大厦|广场(?!舞)|公馆|小镇|新城|商城|车库|停车场"
+_LONG_SUFFIX = "小区|新村|花园|家园|花苑|名苑|华庭|山庄|公寓|大厦|广场(?!舞)|公馆|小镇|新城|商城|车库|停车场|家属院|家属区|安置区|宿舍区"
 # 社区 and 街道 are often whom the resident writes to (…服务，社区有吗): their names are short.
 _UNIT_SUFFIX = "社区|街道办|街道"
 _SHORT_SUFFIX = "苑|园|府|城|湾|村|里|庄|居|邸|阁|轩|坊"
@@ -385,7 +385,7 @@ class _Answers:
     def name(self, leftover: str, core: str) -> str:
         """``姓名`` when `leftover` is a name (张女士, 我姓陈, 张建国 written alone, 李秀兰 八十二岁); else ""."""
         counted = _NUMERALS.sub("", _strip(leftover, self.counts).replace(" ", ""))
-        alone = leftover == core or counted != leftover
+        alone = leftover == core or counted != leftover or leftover[0] in "姓叫"
         name = counted.lstrip("姓叫")
         if not name or name[0] not in self.surnames:
             return ""

@@ -101,6 +101,9 @@ def test_asking_whether_it_is_settled_settles_nothing() -> None:
         # the cause found, or how it always is
         "没有着火，就是楼下有人烧纸，烟很大吓我一跳",
         "下水道口那个味道跟臭鸡蛋似的，天天都这样",
+        # advice passed on, and a blocked fire lane's "if a fire really broke out"
+        "【转】电梯困人怎么自救，建议收藏",
+        "消防通道又被几辆车堵死了 真着火了消防车都进不来",
     ],
 )
 def test_default_settled_phrases(text: str) -> None:
