@@ -59,7 +59,8 @@ _NUM = "0-9零〇一二三四五六七八九十百两"
 # Places written the way addresses are, whatever the org file lists: 阳光花园, 东风路128号, 3号楼2单元502.
 # A name is two to six characters that are not pronouns, particles or verbs of a sentence.
 _NAME_CHAR = r"[^\W\d_我你他她它们的了在不让进到去来是有和跟把被给对向从往这那个就都也还要会能想说看]"
-_NAME = _NAME_CHAR + "{2,6}?"
+# 和 is "and" inside a sentence but begins many names (和平, 和谐).
+_NAME = rf"(?:和[平谐美顺]{_NAME_CHAR}{{0,4}}?|{_NAME_CHAR}{{2,6}}?)"
 _LONG_SUFFIX = "小区|新村|花园|家园|花苑|名苑|华庭|山庄|公寓|大厦|广场(?!舞)|公馆|小镇|新城|商城|车库|停车场|家属院|家属区|安置区|宿舍区"
 # 社区 and 街道 are often whom the resident writes to (…服务，社区有吗): their names are short.
 _UNIT_SUFFIX = "社区|街道办|街道"
@@ -73,8 +74,12 @@ _JUNCTION = re.compile(
     rf"{_NAME}(?:大道|路|街)(?:与|和|跟|、)?{_NAME}(?:大道|路|街)(?:交叉口|十字路口|丁字路口|路口|交汇处|口)?"
 )
 # A whole message that is only a place, written any of these ways (桃源居9栋, 解放路, 东城街道).
+_GATE = "[东南西北正后侧]门口?"
 _ONLY_PLACE = re.compile(
-    rf"^(?:{_NAME}(?:{_LONG_SUFFIX}|{_UNIT_SUFFIX}|{_SHORT_SUFFIX}|大道|路|街|巷|弄)(?:[{_NUM}]+(?:-[{_NUM}]+)?[号弄期]?)?)?(?:{_UNIT})?(?:[东南西北正后侧]门口?)?$"
+    rf"^(?:{_NAME}(?:{_LONG_SUFFIX}|{_UNIT_SUFFIX}|{_SHORT_SUFFIX}|大道|路|街|巷|弄)(?:[{_NUM}]+(?:-[{_NUM}]+)?[号弄期]?)?)?(?:{_UNIT})?(?:{_GATE})?$"
+    # 翠苑二区东门, 三巷, 地下车库B2-117
+    rf"|^{_NAME_CHAR}(?:{_SHORT_SUFFIX})(?:{_UNIT}|{_GATE})+$|^[{_NUM}]+(?:巷|弄|街|条)$"
+    rf"|^(?:{_NAME})?(?:车库|停车场)[a-z]?\d+(?:-\d+)?$"
 )
 
 
@@ -371,7 +376,7 @@ class _Answers:
         if not leftover:
             return ""
         rest = _strip(leftover, self.contact).replace(" ", "")
-        if rest != leftover and _NUMERAL.match(rest) and len(rest) >= 4:
+        if self.contact.find(core) and _NUMERAL.match(rest) and len(rest) >= 4:
             return "电话"
         if _CLOCK.search(core) or self.times.find(leftover):
             rest = _strip(leftover, self.times).replace(" ", "")
