@@ -170,6 +170,7 @@ class Gate:
         self._earnest = KeywordMatcher(read(w) for w in _list(rules, where, "report", "earnest"))
         self._asks = KeywordMatcher(read(w) for w in _list(rules, where, "report", "asks"))
         self._questions = KeywordMatcher(read(w) for w in _list(rules, where, "report", "questions"))
+        self._staff = KeywordMatcher(read(w) for w in _list(rules, where, "report", "staff"))
         self._fillers = KeywordMatcher(read(w) for w in _list(rules, where, "fillers", "words"))
         self._answers = _Answers(
             "".join(_list(rules, where, "answers", "surnames")),
@@ -316,9 +317,11 @@ class Gate:
 
     def _asked(self, core: str, chat: Sequence[tuple[str, str, int]], in_chat: set[int]) -> tuple[str, ...]:
         """The ask and question words of a question put to the staff (请问…几点), or () — also when the
-        question is about the bot (请问你是真人吗) or its question word is part of a chat phrase (请问在吗)."""
+        question is about the bot (请问你是真人吗; but 社区有人值班不 asks about the staff, ``[report] staff``)
+        or its question word is part of a chat phrase (请问在吗)."""
         asks = self._asks.find(core)
-        if not asks or any(kind == "bot" for kind, _, _ in chat):
+        about_bot = any(kind == "bot" for kind, _, _ in chat)
+        if not asks or (about_bot and not self._staff.find(core)):
             return ()
         first = min(start + len(word) for word, start in asks)
         for word, start in self._questions.find(core):
@@ -355,6 +358,7 @@ class Gate:
 
 _NUMERAL = re.compile(r"^[\d零〇幺一二三四五六七八九十两百:：\-~～]+$")
 _NUMERALS = re.compile(r"[\d零〇幺一二三四五六七八九十两百]+")
+_MOBILE = re.compile(r"1[3-9]\d{9}")
 _CLOCK = re.compile(r"[\d零〇一二三四五六七八九十两]\s*(?:点|时|:|：)")
 _NAME_AFTER_SURNAME = 2  # 张 + 建国
 
@@ -377,6 +381,11 @@ class _Answers:
             return ""
         rest = _strip(leftover, self.contact).replace(" ", "")
         if self.contact.find(core) and _NUMERAL.match(rest) and len(rest) >= 4:
+            return "电话"
+        beside = _MOBILE.sub("", rest)  # 王,13904517726: a mobile number, perhaps with a name
+        if beside != rest and (
+            not beside or (len(beside) == 1 and beside in self.surnames) or self.name(beside, beside)
+        ):
             return "电话"
         if _CLOCK.search(core) or self.times.find(leftover):
             rest = _strip(leftover, self.times).replace(" ", "")
