@@ -171,6 +171,9 @@ class Gate:
         self._asks = KeywordMatcher(read(w) for w in _list(rules, where, "report", "asks"))
         self._questions = KeywordMatcher(read(w) for w in _list(rules, where, "report", "questions"))
         self._staff = KeywordMatcher(read(w) for w in _list(rules, where, "report", "staff"))
+        self._staff_questions = KeywordMatcher(
+            read(w) for w in _list(rules, where, "report", "staff_questions")
+        )
         self._fillers = KeywordMatcher(read(w) for w in _list(rules, where, "fillers", "words"))
         self._answers = _Answers(
             "".join(_list(rules, where, "answers", "surnames")),
@@ -319,13 +322,23 @@ class Gate:
         """The ask and question words of a question put to the staff (请问…几点), or () — also when the
         question is about the bot (请问你是真人吗; but 社区有人值班不 asks about the staff, ``[report] staff``)
         or its question word is part of a chat phrase (请问在吗)."""
-        asks = self._asks.find(core)
         about_bot = any(kind == "bot" for kind, _, _ in chat)
-        if not asks or (about_bot and not self._staff.find(core)):
+        # The staff named outside any chat phrase (是社区吗 asks about the bot, 社区…有人值班不 about them).
+        staff = [(w, s) for w, s in self._staff.find(core) if not in_chat & set(range(s, s + len(w)))]
+        asks = self._asks.find(core)
+        questions = self._questions
+        if not asks:
+            # No 请问, but a plain question about the community (社区是不是有个免费量血压的，是哪天啊)
+            if about_bot or not staff:
+                return ()
+            asks, questions = staff, self._staff_questions
+        elif about_bot and not staff:
             return ()
         first = min(start + len(word) for word, start in asks)
-        for word, start in self._questions.find(core):
-            if start >= first and not in_chat & set(range(start, start + len(word))):
+        # 请问周末社区办公室有人吗: with the staff named, 有人吗 asks about them, not the greeting.
+        chat_span = set() if staff else in_chat
+        for word, start in questions.find(core):
+            if start >= first and not chat_span & set(range(start, start + len(word))):
                 return (asks[0][0], word)
         return ()
 
@@ -404,7 +417,7 @@ class _Answers:
         if not name or name[0] not in self.surnames:
             return ""
         titled = _strip(name, self.titles).replace(" ", "")
-        if counted[0] == "姓" and len(name) <= 1 + 4:  # 我姓陈，耳东陈
+        if (counted[0] == "姓" or "姓" in core) and len(name) <= 1 + 4:  # 我姓陈，耳东陈
             return "姓名"
         if titled != name and len(titled) <= 1 + _NAME_AFTER_SURNAME and titled.startswith(name[0]):
             return "姓名"  # 王女士, 李师傅
