@@ -19,13 +19,16 @@ The steps, in order (the rules file says the same in Chinese):
    after it, nothing earnest (``earnest``: 麻烦, 能不能, 一个月了) and no category scoring ``jest_score`` (a story:
    ``decisive``) → ``chatter``: 我老公打呼噜吵死了哈哈 tells; 楼上漏水到我家了哈哈 reports;
 6. a question put to the staff (``[report] asks``: 请问, 问一下, then a ``questions`` word outside any chat
-   phrase: 几点, 有没有, 吗) with no question about the bot → a report: 请问社区食堂几点开饭;
+   phrase: 几点, 有没有, 吗) with no question about the bot unless the staff are named (``staff``) → a
+   report: 请问社区食堂几点开饭; without 请问, the staff named and a ``staff_questions`` word after
+   them (社区…是哪天啊) → a report;
 7. the message minus its chat phrases, places and fillers is empty → the kind of the phrases that
    covered it (``greeting``, ``thanks`` …), or ``place`` when the place is longer;
-8. a problem word, or a category score ≥ ``[report] min_score`` in what is left → a report;
-9. chat phrases at least as long as what is left of the message, and nothing of a problem → their kind; an
-   answer to the bot's questions and nothing else (``[answers]``: 张女士, 我电话139…, 九点到十一点之间) →
-   ``confirm``; a place with at most ``place_rest`` other characters → ``place``; a single leftover
+8. a problem word → a report; else a phone number, a time, a rating or an age and nothing else
+   (``[answers]``: 我电话139…, 九点到十一点之间, 3分) → ``confirm``; else a category score ≥
+   ``[report] min_score`` in what is left → a report;
+9. chat phrases at least as long as what is left of the message, and nothing of a problem → their kind; a
+   name and nothing else (张女士, 我叫黄志强) → ``confirm``; a place with at most ``place_rest`` other characters → ``place``; a single leftover
    character, or a subject of small talk (``[kind.chatter] topics``: 饺子, 孙子, 麻将) → ``chatter``;
 10. anything else → a report: a message we cannot read as chat is never turned away.
 """
