@@ -27,9 +27,10 @@ The steps, in order (the rules file says the same in Chinese):
 8. a problem word → a report; else a phone number, a time, a rating or an age and nothing else
    (``[answers]``: 我电话139…, 九点到十一点之间, 3分) → ``confirm``; else a category score ≥
    ``[report] min_score`` in what is left → a report;
-9. chat phrases at least as long as what is left of the message, and nothing of a problem → their kind; a
-   name and nothing else (张女士, 我叫黄志强) → ``confirm``; a place with at most ``place_rest`` other characters → ``place``; a single leftover
-   character, or a subject of small talk (``[kind.chatter] topics``: 饺子, 孙子, 麻将) → ``chatter``;
+9. chat phrases at least as long as what is left of the message, and nothing of a problem → their kind;
+   a name and nothing else (张女士, 我叫黄志强) → ``confirm``; a place with at most ``place_rest`` other
+   characters → ``place``; a single leftover character, or a subject of small talk (``[kind.chatter]
+   topics``: 饺子, 孙子, 麻将) → ``chatter``;
 10. anything else → a report: a message we cannot read as chat is never turned away.
 """
 

@@ -15,8 +15,10 @@ hurt → 120, water or electricity → get away and call the property or utility
 * ``negations`` right before a cue deny the event (the classifier also drops a negated cue from its
   keywords); ``hypotheticals`` (担心, 万一, 以前) make every cue after them in the same clause not urgent,
   without denying it; ``ignore`` lists phrases that contain a cue but are no event;
-* ``settled`` says the danger is over (扑灭了, 已经送医院了, 虚惊一场): no cue before it is urgent, nor any
-  after it unless a ``reopened`` word (但是, 又) comes between — 火灭了，但是三楼还有人被困 is still urgent.
+* ``settled`` says the danger is over (扑灭了, 已经送医院了, 虚惊一场), its cause is found (烧纸, 糊锅) or it
+  is how things always are (天天都这样): no cue before it is urgent, nor any after it unless a
+  ``reopened`` word (但是, 又) comes between — 火灭了，但是三楼还有人被困 is still urgent. Inside an
+  ``ignore`` phrase it settles nothing (有没有着火 asks; 没有着火 tells).
 
 A legacy top-level ``[urgent] keywords`` list is read as the kind ``any``.
 """
