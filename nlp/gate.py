@@ -14,7 +14,8 @@ The steps, in order (the rules file says the same in Chinese):
 4. a *done* or *praise* phrase (已经修好了, 通知收到了, 点赞) with no problem word and no turn
    (但是, 还是, 又 …) → ``done`` / ``praise`` — unless what follows the *done* phrase, or the rest
    beside the praise, still scores ``[report] decisive`` for a category (挺好的, 就是草长到膝盖了: the
-   problem is plain; 灯泡坏了，已经换了: it is over);
+   problem is plain; 灯泡坏了，已经换了: it is over); a *done* phrase followed by 吗, or by 没 / 未 that is
+   not 没事 (修好了没？说好昨天来的), asks, and a phrase right after a negation (不得劲, 不干净了) is none;
 5. a joke (``[report] jest``: 哈哈, 笑死, 😂) or a story (``stories``: 电视剧里, 【转发】), with no turn
    after it, nothing earnest (``earnest``: 麻烦, 能不能, 一个月了) and no category scoring ``jest_score`` (a story:
    ``decisive``) → ``chatter``: 我老公打呼噜吵死了哈哈 tells; 楼上漏水到我家了哈哈 reports;
@@ -238,6 +239,7 @@ class Gate:
         # 灯泡坏了，已经换了 is over; 修好了，就是草长到膝盖了 is not: only what follows 'done' counts.
         if done and self._decisive(core[done_end:]):
             done, chat = [], [c for c in chat if c[0] != "done"]
+        chat = [c for c in chat if c[0] not in ("praise", "done") or not _negated(core, c[2])]
         polite = [(p, start) for kind, p, start in chat if kind == "praise"]
         if polite and self._says_a_problem(core, polite):
             chat = [c for c in chat if c[0] != "praise"]
@@ -432,12 +434,26 @@ class _Answers:
 
 _ASKING = ("吗", "么")  # 修好了吗
 _ASKING_LAST = ("没", "没有", "未", "不")  # 好了没, ending the message
+# 修好了没？等了三天了: 没 or 未 right after a 'done' that ends in 了 asks, with more said after it (the
+# punctuation is gone from `core`), unless it is the done itself (修好了没事了).
+_ASKING_ON = ("没", "未")
+_NOT_ASKING_ON = ("没事", "没问题", "没什么", "没啥", "没得问题", "没有问题", "没有事", "没大碍", "没毛病")
+# 不得劲, 不干净了: a negation right before a praise or done phrase makes it a complaint.
+_NEGATING = ("不", "没", "不太", "不怎么", "不是很", "没那么", "冇")
 
 
 def _asked_after(core: str, end: int) -> bool:
-    """Whether `core` asks a question right at `end` (修好了吗, 好了没)."""
+    """Whether `core` asks a question right at `end` (修好了吗, 好了没, 修好了没？说好昨天来的)."""
     rest = core[end:]
-    return rest[:1] in _ASKING or rest in _ASKING_LAST
+    if rest[:1] in _ASKING or rest in _ASKING_LAST:
+        return True
+    # Only after a 了 (修好了没, not 是我自己没交电费).
+    return core[end - 1 : end] == "了" and rest.startswith(_ASKING_ON) and not rest.startswith(_NOT_ASKING_ON)
+
+
+def _negated(core: str, start: int) -> bool:
+    """Whether a negation comes right before `start` (不得劲, 不太靠谱)."""
+    return any(core[max(0, start - len(n)) : start] == n for n in _NEGATING)
 
 
 def _longest_first(found: Sequence[tuple[Any, ...]]) -> list[tuple[Any, ...]]:

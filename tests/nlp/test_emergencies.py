@@ -65,6 +65,14 @@ EMERGENCIES = [
     ("有个小朋友跑到马路中间去了", "停车交通", "traffic"),
     ("路口刚刚两辆车撞了，有个大爷躺在地上起不来", "停车交通", "medical"),
     ("台风好大，门口那棵樟树的枝干正在往下断，下面还有人", "绿化园林", "structure"),
+    # told without the obvious word: a glow and bursting glass, a hot door, a wheelchair in a ditch,
+    # a lift named only by its measure word, a neighbour not seen for days, a crash told as 怼一块
+    ("对面楼三层窗户里红彤彤的，玻璃在爆", "消防应急", "fire"),
+    ("隔壁门缝往外冒黑的，门把手烫手", "消防应急", "fire"),
+    ("有个老人连轮椅翻进路边的沟里了，上不来", "养老助残", "rescue"),
+    ("2号楼西边那部里面有人一直在拍门", "设施维修", "rescue"),
+    ("楼上李奶奶三四天没见出门了，敲门没人应", "养老助残", "medical"),
+    ("两辆车在路口怼一块了，司机坐地上起不来", "停车交通", "traffic"),
 ]
 
 
@@ -111,6 +119,12 @@ NOT_NOW = [
     "楼下香樟树上的虫子掉下来了",
     "楼上的抽烟，我家晾的被子全是烟味",
     "那根电缆垂得快碰到地了，前两天还闪过一下火花",
+    # a habit of the weather, a feeling that comes back, a denied cry, a branch lying since yesterday
+    "那棵树刮风的时候一直晃，好吓人",
+    "晚上回家总觉得有人跟着我，有点害怕",
+    "不是有人喊救命，是楼上在看恐怖片",
+    "昨天刮断的树枝横在路上，到现在没人收拾",
+    "燃气公司来查了说没事，现在闻不到了",
 ]
 
 
