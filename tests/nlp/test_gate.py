@@ -206,6 +206,10 @@ REPORTS = [
     # a negation turns praise or a done into a complaint
     "不得劲，家里冷得很",
     "楼道还是不干净了",
+    # a complaint that reads like praise (态度好… then a bad word), a doubt put as a question
+    "管理处那个职员态度好冲",
+    "这面院墙裂了条缝，是不是该有人来看看",
+    "隔壁新砌好了一堵墙，会不会有问题",
 ]
 
 
