@@ -80,8 +80,10 @@ _JUNCTION = re.compile(
 )
 # A whole message that is only a place, written any of these ways (桃源居9栋, 解放路, 东城街道).
 _GATE = "[东南西北正后侧]门口?"
+# A district, county or town before the place (石家庄裕华区东方明珠小区, 西青区大寺镇).
+_ADMIN = rf"(?:{_NAME_CHAR}{{2,6}}?(?:省|市|区|县|镇|乡))"
 _ONLY_PLACE = re.compile(
-    rf"^(?:{_NAME}(?:{_LONG_SUFFIX}|{_UNIT_SUFFIX}|{_SHORT_SUFFIX}|大道|路|街|巷|弄)(?:[{_NUM}]+(?:-[{_NUM}]+)?[号弄期]?)?)?(?:{_UNIT})?(?:{_GATE})?$"
+    rf"^{_ADMIN}*(?:{_NAME}(?:{_LONG_SUFFIX}|{_UNIT_SUFFIX}|{_SHORT_SUFFIX}|大道|路|街|巷|弄)(?:[{_NUM}]+(?:-[{_NUM}]+)?[号弄期]?)?)?(?:{_UNIT})?(?:{_GATE})?$"
     # 翠苑二区东门, 三巷, 地下车库B2-117
     rf"|^{_NAME_CHAR}(?:{_SHORT_SUFFIX})(?:{_UNIT}|{_GATE})+$|^[{_NUM}]+(?:巷|弄|街|条)$"
     rf"|^(?:{_NAME})?(?:车库|停车场)[a-z]?\d+(?:-\d+)?$"
