@@ -184,6 +184,7 @@ class Gate:
         self._fillers = KeywordMatcher(read(w) for w in _list(rules, where, "fillers", "words"))
         self._answers = _Answers(
             "".join(_list(rules, where, "answers", "surnames")),
+            tuple(_list(rules, where, "answers", "compound_surnames")),
             KeywordMatcher(read(w) for w in _list(rules, where, "answers", "titles")),
             KeywordMatcher(read(w) for w in _list(rules, where, "answers", "contact")),
             KeywordMatcher(read(w) for w in _list(rules, where, "answers", "times")),
@@ -390,6 +391,7 @@ class _Answers:
     nothing else said. `leftover` is the message less its chat phrases, places and fillers."""
 
     surnames: str
+    compound_surnames: tuple[str, ...]
     titles: KeywordMatcher
     contact: KeywordMatcher
     times: KeywordMatcher
@@ -419,18 +421,25 @@ class _Answers:
 
     def name(self, leftover: str, core: str) -> str:
         """``姓名`` when `leftover` is a name (张女士, 我姓陈, 张建国 written alone, 李秀兰 八十二岁); else ""."""
-        counted = _NUMERALS.sub("", _strip(leftover, self.counts).replace(" ", ""))
-        alone = leftover == core or counted != leftover or leftover[0] in "姓叫"
+        given = _strip(leftover, self.contact).replace(" ", "")  # 联系人：郑丽娟
+        alone = leftover == core or given != leftover
+        counted = _NUMERALS.sub("", _strip(given, self.counts).replace(" ", ""))
+        alone = alone or counted != given or given[:1] in ("姓", "叫")
         name = counted.lstrip("姓叫")
-        if not name or name[0] not in self.surnames:
+        surname = next((s for s in self.compound_surnames if name.startswith(s)), name[:1])
+        if not name or (surname not in self.surnames and surname not in self.compound_surnames):
             return ""
         titled = _strip(name, self.titles).replace(" ", "")
-        if (counted[0] == "姓" or "姓" in core) and len(name) <= 1 + 4:  # 我姓陈，耳东陈
+        if (counted[0] == "姓" or "姓" in core) and len(name) <= len(surname) + 4:  # 我姓陈，耳东陈
             return "姓名"
-        if titled != name and len(titled) <= 1 + _NAME_AFTER_SURNAME and titled.startswith(name[0]):
+        if (
+            titled != name
+            and len(titled) <= len(surname) + _NAME_AFTER_SURNAME
+            and titled.startswith(surname)
+        ):
             return "姓名"  # 王女士, 李师傅
-        if len(name) in (2, 3) and alone:
-            return "姓名"
+        if 1 <= len(name) - len(surname) <= _NAME_AFTER_SURNAME and alone:
+            return "姓名"  # 张建国, 欧阳振华
         return ""
 
 
