@@ -422,12 +422,12 @@ class _Answers:
     def name(self, leftover: str, core: str) -> str:
         """``姓名`` when `leftover` is a name (张女士, 我姓陈, 张建国 written alone, 李秀兰 八十二岁); else ""."""
         given = _strip(leftover, self.contact).replace(" ", "")  # 联系人：郑丽娟
-        alone = leftover == core or given != leftover
         counted = _NUMERALS.sub("", _strip(given, self.counts).replace(" ", ""))
-        alone = alone or counted != given or given[:1] in ("姓", "叫")
+        alone = leftover == core or given != leftover or counted != given or given[:1] in ("姓", "叫")
         name = counted.lstrip("姓叫")
-        surname = next((s for s in self.compound_surnames if name.startswith(s)), name[:1])
-        if not name or (surname not in self.surnames and surname not in self.compound_surnames):
+        compound = next((s for s in self.compound_surnames if name.startswith(s)), "")
+        surname = compound or name[:1]
+        if not name or (not compound and surname not in self.surnames):
             return ""
         titled = _strip(name, self.titles).replace(" ", "")
         if (counted[0] == "姓" or "姓" in core) and len(name) <= len(surname) + 4:  # 我姓陈，耳东陈
