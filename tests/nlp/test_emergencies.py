@@ -130,6 +130,10 @@ NOT_NOW = [
     "燃气公司来查了说没事，现在闻不到了",
     "灶台边的油着了，我拿锅盖盖灭了",
     "垃圾桶以前老冒烟，想问能不能换个铁的",
+    # 一直在打 is a fight only when it is people: cards, mahjong, sweeping, spraying are not
+    "楼下那几个人一直在打麻将",
+    "保洁阿姨一直在打扫楼梯",
+    "绿化带一直在打药，味道好大",
 ]
 
 
