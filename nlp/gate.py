@@ -12,7 +12,7 @@ The steps, in order (the rules file says the same in Chinese):
    only digits → ``digits``;
 3. chat phrases (per kind) and problem words are found; where they overlap the longer wins;
 4. a *done* or *praise* phrase (已经修好了, 通知收到了, 点赞) with no problem word and no turn
-   (但是, 还是, 又 …) → ``done`` / ``praise`` — unless what follows the *done* phrase, or the rest
+   (但是, 还是, 又 …; ``after_praise``: 就是 right after the praise) → ``done`` / ``praise`` — unless what follows the *done* phrase, or the rest
    beside the praise, still scores ``[report] decisive`` for a category (挺好的, 就是草长到膝盖了: the
    problem is plain; 灯泡坏了，已经换了: it is over); a *done* phrase followed by 吗, or by 没 / 未 that is
    not 没事 (修好了没？说好昨天来的), asks, and a phrase right after a negation (不得劲, 不干净了) is none;
@@ -167,6 +167,7 @@ class Gate:
         self._phrases = KeywordMatcher(self._kind_of)
         self._problems = KeywordMatcher(read(w) for w in _list(rules, where, "report", "problems"))
         self._contrary = KeywordMatcher(read(w) for w in _list(rules, where, "report", "contrary"))
+        self._after_praise = tuple(read(w) for w in _list(rules, where, "report", "after_praise"))
         # Each word also as written: the raw text is searched too, for the emoji (😂) normalising drops.
         self._jest, self._stories = (
             KeywordMatcher(w for word in _list(rules, where, "report", key) for w in {word, read(word)} if w)
@@ -244,6 +245,7 @@ class Gate:
             done, chat = [], [c for c in chat if c[0] != "done"]
         chat = [c for c in chat if c[0] not in ("praise", "done") or not _negated(core, c[2])]
         polite = [(p, start) for kind, p, start in chat if kind == "praise"]
+        turns += self._turns_after(core, polite)
         if polite and self._says_a_problem(core, polite):
             chat = [c for c in chat if c[0] != "praise"]
         asked = self._asked(core, chat, in_chat)
@@ -351,6 +353,23 @@ class Gate:
                 return (asks[0][0], word)
         return ()
 
+    def _turns_after(self, core: str, polite: Sequence[tuple[str, int]]) -> list[tuple[str, int]]:
+        """Words that turn a message when they follow praise and a problem follows them (挺好的，就是草长到
+        膝盖了: 就是 is "but"), though elsewhere they are fillers (那个就是楼道灯; 挺热的，就是有点干).
+        Only 的, 了 and the like may come between the praise and the word."""
+        found = []
+        for phrase, start in polite:
+            at = start + len(phrase)
+            while at < len(core) and core[at] in _BETWEEN_PRAISE_AND_TURN:
+                at += 1
+            for word in self._after_praise:
+                rest = core[at + len(word) :]
+                if core.startswith(word, at) and (
+                    self._problems.find(rest) or self._top(rest) >= self.min_score
+                ):
+                    found.append((word, at))
+        return found
+
     def _says_a_problem(self, core: str, polite: Sequence[tuple[str, int]]) -> bool:
         """Whether the rest of a message with 挺好 in it still names a problem clearly (a decisive
         category keyword: 草长到膝盖, 巡逻取消了): then the praise does not close it."""
@@ -378,10 +397,12 @@ class Gate:
         return normalize(text).lower()
 
 
+_BETWEEN_PRAISE_AND_TURN = "的了啊呀哈啦嘛"
 _NUMERAL = re.compile(r"^[\d零〇幺一二三四五六七八九十两百:：\-~～]+$")
 _NUMERALS = re.compile(r"[\d零〇幺一二三四五六七八九十两百]+")
 _MOBILE = re.compile(r"1[3-9]\d{9}")
 _CLOCK = re.compile(r"[\d零〇一二三四五六七八九十两]\s*(?:点|时|:|：)")
+_AGE = re.compile(r"^[一二三四五六七八九]?十[一二三四五六七八九]?$")
 _NAME_AFTER_SURNAME = 2  # 张 + 建国
 
 
@@ -403,7 +424,8 @@ class _Answers:
         if not leftover:
             return ""
         rest = _strip(leftover, self.contact).replace(" ", "")
-        if self.contact.find(core) and _NUMERAL.match(rest) and len(rest) >= 4:
+        number = rest[1:] if rest[:1] in self.surnames else rest  # 韩师傅，尾号8826
+        if self.contact.find(core) and _NUMERAL.match(number) and len(number) >= 4:
             return "电话"
         beside = _MOBILE.sub("", rest)  # 王,13904517726: a mobile number, perhaps with a name
         if beside != rest and (
@@ -417,6 +439,8 @@ class _Answers:
         counted = _strip(leftover, self.counts).replace(" ", "")
         if counted != leftover and _NUMERALS.search(leftover) and not _NUMERALS.sub("", counted):
             return "数目"  # 3分, 四星, 八十二岁
+        if _AGE.match(leftover) and core.endswith("了"):
+            return "数目"  # 七十八了
         return ""
 
     def name(self, leftover: str, core: str) -> str:

@@ -44,6 +44,10 @@ NOT_REPORTS = {
         "明白了",
         "那我等着",
         "听日上昼喺屋企",
+        # an age without 岁, a tail number after a name, a time beside working hours
+        "八十一了",
+        "孙师傅，尾号3372",
+        "白天上班，晚上八点以后",
         # answers to the bot's own questions: a rating, a time
         "非常满意",
         "周末都在家",
@@ -88,11 +92,16 @@ NOT_REPORTS = {
         "隔壁那只狗生了小狗好可爱",
         "呢套劇好好睇",
         "你们服务真是没得说",
+        # praise with 就是 and nothing wrong after it; Wu and north-western praise
+        "暖气挺热的，就是屋里有点干",
+        "居委会阿姨邪气好，老好额",
+        "网格员办事攒劲得很",
     ],
     "bot": [
         "你是谁",
         "你是机器人吗",
         "人工客服",
+        "能转人工伐",
         "怎么用",
         "那个这个怎么用啊我不会弄",
         "怎麼發照片",
@@ -101,6 +110,8 @@ NOT_REPORTS = {
     ],
     "chatter": [
         "今天天气不错",
+        "下班堵车堵了四十分钟才到家",
+        "黄梅天衣裳晾了三天",
         "测试一下",
         "点错了",
         "吃了吗",
@@ -236,6 +247,12 @@ REPORTS = [
     "有人挨家敲门说是查燃气的，非要进屋，靠谱吗",
     "这面院墙裂了条缝，是不是该有人来看看",
     "隔壁新砌好了一堵墙，会不会有问题",
+    # 就是 right after praise is "but" when a problem follows it
+    "环境挺好的就是草长到膝盖了",
+    "小区灯笼挂得真好，就是那根电线耷拉下来了",
+    # Wu and north-western questions: 伐 and 阿达 ask
+    "屋里自来水放出来黄颜色额，好吃伐",
+    "阿达能修电动车充电桩",
 ]
 
 
