@@ -134,6 +134,11 @@ NOT_NOW = [
     "楼下那几个人一直在打麻将",
     "保洁阿姨一直在打扫楼梯",
     "绿化带一直在打药，味道好大",
+    # wind through a door, a boiler chimney's smoke, a vine at a window, a manhole gone on a quiet lane
+    "单元门坏了，冷风往楼道里灌",
+    "锅炉房烧煤冒黑烟，衣服都熏黑了",
+    "邻居的瓜藤都爬到我家窗户上了",
+    "巷子里井盖不见了，晚上黑乎乎的",
 ]
 
 

@@ -46,6 +46,8 @@ NOT_REPORTS = {
         "听日上昼喺屋企",
         # an age without 岁, a tail number after a name, a time beside working hours
         "八十一了",
+        "我今年七十一，属马的",
+        "明天早上十点以后",
         "孙师傅，尾号3372",
         "白天上班，晚上八点以后",
         # answers to the bot's own questions: a rating, a time
@@ -112,6 +114,8 @@ NOT_REPORTS = {
         "今天天气不错",
         "下班堵车堵了四十分钟才到家",
         "黄梅天衣裳晾了三天",
+        "今天沙尘暴刮得黄天黑地",
+        "外孙过生日带他去吃了自助餐",
         "测试一下",
         "点错了",
         "吃了吗",
@@ -253,6 +257,8 @@ REPORTS = [
     # Wu and north-western questions: 伐 and 阿达 ask
     "屋里自来水放出来黄颜色额，好吃伐",
     "阿达能修电动车充电桩",
+    # a holiday told beside a problem is still the problem
+    "过年回来门锁锁眼被人塞了东西",
 ]
 
 
@@ -291,7 +297,7 @@ def test_a_bad_rules_file_is_one_clear_error(tmp_path: object) -> None:
 
 @pytest.mark.parametrize(
     "name",
-    ["chat_more.csv", *(f"chat_dev{n}.csv" for n in ("", 2, 3, 4, 5, 6, 9, 10, 11, 12, 13, *range(15, 34)))],
+    ["chat_more.csv", *(f"chat_dev{n}.csv" for n in ("", 2, 3, 4, 5, 6, 9, 10, 11, 12, 13, *range(15, 37)))],
 )
 def test_goals_on_the_development_data(gate: Gate, name: str) -> None:
     report = evaluate_gate(gate, read_gate_csv(data_file(name)))
