@@ -319,6 +319,8 @@ class Gate:
             found = [(w, len(_NOISE.sub("", norm[:s]))) for w, s in matcher.find(norm)]
             if emoji:
                 found += [(w, len(_NOISE.sub("", self._read(raw[:s])))) for w, s in matcher.find(raw.lower())]
+            # 物业也不提醒大家 complains that nobody warned; it tells no story.
+            found = [(w, start) for w, start in found if not _negated(core, start)]
             if not found:
                 continue
             first = min(start for _, start in found)
