@@ -121,7 +121,7 @@ DEVELOPMENT = [
     "community_more.csv",
     *(
         f"community_dev{n}.csv"
-        for n in (*range(2, 20), 22, 24, 25, 26, 28, 29, 31, 32, 34, 35, 38, 39, 40, 41, 43, 44, 45, 47, 48)
+        for n in (*range(2, 20), 22, 24, 25, 26, 28, 29, 31, 32, 34, 35, 38, 39, 40, 41, 43, 44, 45, 47, 48, 49, 51)
     ),
 ]
 # Written to be mostly emergencies (60–75 of 150–160 rows), with labels the writers chose where the
@@ -137,6 +137,7 @@ EMERGENCIES = [
     "community_dev36.csv",
     "community_dev42.csv",
     "community_dev46.csv",
+    "community_dev50.csv",
 ]
 
 
