@@ -476,7 +476,7 @@ _ASKING_LAST = ("没", "没有", "未", "不")  # 好了没, ending the message
 _ASKING_ON = ("没", "未")
 _NOT_ASKING_ON = ("没事", "没问题", "没什么", "没啥", "没得问题", "没有问题", "没有事", "没大碍", "没毛病")
 # 不得劲, 不干净了: a negation right before a praise or done phrase makes it a complaint.
-_NEGATING = ("不", "没", "不太", "不怎么", "不是很", "没那么", "冇")
+_NEGATING = ("不", "没", "不太", "不怎么", "不是很", "没那么", "冇", "不像", "不是")
 
 
 def _asked_after(core: str, end: int) -> bool:

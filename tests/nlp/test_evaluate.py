@@ -121,7 +121,30 @@ DEVELOPMENT = [
     "community_more.csv",
     *(
         f"community_dev{n}.csv"
-        for n in (*range(2, 20), 22, 24, 25, 26, 28, 29, 31, 32, 34, 35, 38, 39, 40, 41, 43, 44, 45, 47, 48, 49, 51)
+        for n in (
+            *range(2, 20),
+            22,
+            24,
+            25,
+            26,
+            28,
+            29,
+            31,
+            32,
+            34,
+            35,
+            38,
+            39,
+            40,
+            41,
+            43,
+            44,
+            45,
+            47,
+            48,
+            49,
+            51,
+        )
     ),
 ]
 # Written to be mostly emergencies (60–75 of 150–160 rows), with labels the writers chose where the

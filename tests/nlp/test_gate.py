@@ -259,6 +259,11 @@ REPORTS = [
     "阿达能修电动车充电桩",
     # a holiday told beside a problem is still the problem
     "过年回来门锁锁眼被人塞了东西",
+    # praise under a negation, a near miss told with its cause, a done followed by what is still wanted
+    "楼下那几个人天天转悠，看着不像好人",
+    "送外卖的电动车骑得飞快，上次差点把我孙女撞了",
+    "台阶缺了一块，昨天我爸绊了一下，还好没事",
+    "残疾证办好了，补贴怎么领",
 ]
 
 
