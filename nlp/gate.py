@@ -324,7 +324,9 @@ class Gate:
             if not found:
                 continue
             first = min(start for _, start in found)
-            if any(start >= first for _, start in turns):
+            # 吃腻了🤣就是泡沫箱堆到门口: 就是 right after the laugh turns it, as after praise.
+            told = [(w if core.startswith(w, start) else "", start) for w, start in found]
+            if any(start >= first for _, start in [*turns, *self._turns_after(core, told)]):
                 continue
             top = self._top(core) if top is None else top
             if top < level:
@@ -482,6 +484,8 @@ _NEGATING = ("不", "没", "不太", "不怎么", "不是很", "没那么", "冇
 def _asked_after(core: str, end: int) -> bool:
     """Whether `core` asks a question right at `end` (修好了吗, 好了没, 修好了没？说好昨天来的)."""
     rest = core[end:]
+    if rest[:1] == "了" and rest[1:2] in _ASKING:  # 有人来看过了吗
+        return True
     if rest[:1] in _ASKING or rest in _ASKING_LAST:
         return True
     # Only after a 了 (修好了没, not 是我自己没交电费).

@@ -104,6 +104,7 @@ NOT_REPORTS = {
         "你是机器人吗",
         "人工客服",
         "能转人工伐",
+        "能发语音给你们吗",
         "怎么用",
         "那个这个怎么用啊我不会弄",
         "怎麼發照片",
@@ -116,6 +117,7 @@ NOT_REPORTS = {
         "黄梅天衣裳晾了三天",
         "今天沙尘暴刮得黄天黑地",
         "外孙过生日带他去吃了自助餐",
+        "台风过去了，海边好多人拍照",
         "测试一下",
         "点错了",
         "吃了吗",
@@ -264,6 +266,10 @@ REPORTS = [
     "送外卖的电动车骑得飞快，上次差点把我孙女撞了",
     "台阶缺了一块，昨天我爸绊了一下，还好没事",
     "残疾证办好了，补贴怎么领",
+    # a laugh turned by 就是 or by what was found after it; a done asked about with 了吗
+    "天天加班累死了😂就是楼下垃圾堆到单元门口了",
+    "今天钓了条大鱼哈哈，回来发现车窗被人砸了",
+    "我报的那个路灯有人来看过了吗",
 ]
 
 
@@ -302,7 +308,10 @@ def test_a_bad_rules_file_is_one_clear_error(tmp_path: object) -> None:
 
 @pytest.mark.parametrize(
     "name",
-    ["chat_more.csv", *(f"chat_dev{n}.csv" for n in ("", 2, 3, 4, 5, 6, 9, 10, 11, 12, 13, *range(15, 37)))],
+    [
+        "chat_more.csv",
+        *(f"chat_dev{n}.csv" for n in ("", 2, 3, 4, 5, 6, 9, 10, 11, 12, 13, *range(15, 37), 38)),
+    ],
 )
 def test_goals_on_the_development_data(gate: Gate, name: str) -> None:
     report = evaluate_gate(gate, read_gate_csv(data_file(name)))
