@@ -12,13 +12,15 @@ The steps, in order (the rules file says the same in Chinese):
    only digits → ``digits``;
 3. chat phrases (per kind) and problem words are found; where they overlap the longer wins;
 4. a *done* or *praise* phrase (已经修好了, 通知收到了, 点赞) with no problem word and no turn
-   (但是, 还是, 又 …; ``after_praise``: 就是 right after the praise) → ``done`` / ``praise`` — unless what follows the *done* phrase, or the rest
-   beside the praise, still scores ``[report] decisive`` for a category (挺好的, 就是草长到膝盖了: the
-   problem is plain; 灯泡坏了，已经换了: it is over); a *done* phrase followed by 吗, or by 没 / 未 that is
-   not 没事 (修好了没？说好昨天来的), asks, and a phrase right after a negation (不得劲, 不干净了) is none;
-5. a joke (``[report] jest``: 哈哈, 笑死, 😂) or a story (``stories``: 电视剧里, 【转发】), with no turn
-   after it, nothing earnest (``earnest``: 麻烦, 能不能, 一个月了) and no category scoring ``jest_score`` (a story:
-   ``decisive``) → ``chatter``: 我老公打呼噜吵死了哈哈 tells; 楼上漏水到我家了哈哈 reports;
+   (但是, 还是, 又 …; or an ``after_praise`` word, 就是, right after the praise with a problem after
+   it) → ``done`` / ``praise`` — unless what follows the *done* phrase, or the rest beside the praise,
+   still scores ``[report] decisive`` for a category (挺好的, 就是草长到膝盖了: the problem is plain;
+   灯泡坏了，已经换了: it is over); a *done* phrase followed by 吗 (or 了吗), or by 没 / 未 that is not
+   没事 (修好了没？说好昨天来的), asks, and a phrase right after a negation (不得劲, 不像好人) is none;
+5. a joke (``[report] jest``: 哈哈, 笑死, 😂) or a story (``stories``: 电视剧里, 【转发】) that is not
+   negated (也不提醒大家), with no turn after it (就是 counts as after praise), nothing earnest
+   (``earnest``: 麻烦, 能不能, 一个月了) and no category scoring ``jest_score`` (a story: ``decisive``)
+   → ``chatter``: 我老公打呼噜吵死了哈哈 tells; 楼上漏水到我家了哈哈 reports;
 6. a question put to the staff (``[report] asks``: 请问, 问一下, then a ``questions`` word outside any chat
    phrase: 几点, 有没有, 吗) with no question about the bot unless the staff are named (``staff``) → a
    report: 请问社区食堂几点开饭; without 请问, the staff named and a ``staff_questions`` word after
@@ -357,12 +359,12 @@ class Gate:
                 return (asks[0][0], word)
         return ()
 
-    def _turns_after(self, core: str, polite: Sequence[tuple[str, int]]) -> list[tuple[str, int]]:
-        """Words that turn a message when they follow praise and a problem follows them (挺好的，就是草长到
-        膝盖了: 就是 is "but"), though elsewhere they are fillers (那个就是楼道灯; 挺热的，就是有点干).
-        Only 的, 了 and the like may come between the praise and the word."""
+    def _turns_after(self, core: str, phrases: Sequence[tuple[str, int]]) -> list[tuple[str, int]]:
+        """Words that turn a message when they follow praise or a laugh and a problem follows them
+        (挺好的，就是草长到膝盖了: 就是 is "but"), though elsewhere they are fillers (那个就是楼道灯;
+        挺热的，就是有点干). Only 的, 了 and the like may come between the phrase and the word."""
         found = []
-        for phrase, start in polite:
+        for phrase, start in phrases:
             at = start + len(phrase)
             while at < len(core) and core[at] in _BETWEEN_PRAISE_AND_TURN:
                 at += 1
