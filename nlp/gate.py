@@ -267,11 +267,15 @@ class Gate:
             covered[start : start + len(phrase)] = [True] * len(phrase)
         guessed = looks_like_place(core)
         known = list(places(core)) if places else []
+        whole = guessed == [(0, len(core))]
+        # A name guessed from its shape inside a sentence is no place when it names a problem itself
+        # (要涨物业费社区…: 物业费 scores); a whole message that is a place stays one.
+        if not whole:
+            guessed = [(start, end) for start, end in guessed if self._top(core[start:end]) < self.min_score]
         place_spans = [*guessed, *known]
         # A name guessed from its shape (开证明明天社区) does not hide a problem word inside it; a whole
         # message that is a place, or a place the org file knows, does.
         problem_at = {i for p, s, kind in selected if kind == REPORT for i in range(s, s + len(p))}
-        whole = guessed == [(0, len(core))]
         for start, end in guessed:
             for i in range(start, end):
                 covered[i] = covered[i] or whole or i not in problem_at

@@ -118,6 +118,7 @@ NOT_REPORTS = {
         "今天沙尘暴刮得黄天黑地",
         "外孙过生日带他去吃了自助餐",
         "台风过去了，海边好多人拍照",
+        "梦见楼下着大水，吓醒了",
         "测试一下",
         "点错了",
         "吃了吗",
@@ -270,6 +271,8 @@ REPORTS = [
     "天天加班累死了😂就是楼下垃圾堆到单元门口了",
     "今天钓了条大鱼哈哈，回来发现车窗被人砸了",
     "我报的那个路灯有人来看过了吗",
+    # a sentence ending in 社区 is no place when what comes before it names a problem
+    "听说要涨物业费，社区知道这事吗",
 ]
 
 
@@ -310,7 +313,7 @@ def test_a_bad_rules_file_is_one_clear_error(tmp_path: object) -> None:
     "name",
     [
         "chat_more.csv",
-        *(f"chat_dev{n}.csv" for n in ("", 2, 3, 4, 5, 6, 9, 10, 11, 12, 13, *range(15, 37), 38)),
+        *(f"chat_dev{n}.csv" for n in ("", 2, 3, 4, 5, 6, 9, 10, 11, 12, 13, *range(15, 39))),
     ],
 )
 def test_goals_on_the_development_data(gate: Gate, name: str) -> None:
