@@ -331,8 +331,9 @@ class Gate:
                 continue
             first = min(start for _, start in found)
             # 吃腻了🤣就是泡沫箱堆到门口: 就是 right after the laugh turns it, as after praise.
-            told = [(w if core.startswith(w, start) else "", start) for w, start in found]
-            if any(start >= first for _, start in [*turns, *self._turns_after(core, told)]):
+            # An emoji is gone from `core`: the turn is looked for from where it stood.
+            in_core = [(w if core.startswith(w, start) else "", start) for w, start in found]
+            if any(start >= first for _, start in [*turns, *self._turns_after(core, in_core)]):
                 continue
             top = self._top(core) if top is None else top
             if top < level:
@@ -370,7 +371,7 @@ class Gate:
         found = []
         for phrase, start in phrases:
             at = start + len(phrase)
-            while at < len(core) and core[at] in _BETWEEN_PRAISE_AND_TURN:
+            while at < len(core) and core[at] in _BETWEEN_PHRASE_AND_TURN:
                 at += 1
             for word in self._after_praise:
                 rest = core[at + len(word) :]
@@ -407,7 +408,7 @@ class Gate:
         return normalize(text).lower()
 
 
-_BETWEEN_PRAISE_AND_TURN = "的了啊呀哈啦嘛"
+_BETWEEN_PHRASE_AND_TURN = "的了啊呀哈啦嘛"
 _NUMERAL = re.compile(r"^[\d零〇幺一二三四五六七八九十两百:：\-~～]+$")
 _NUMERALS = re.compile(r"[\d零〇幺一二三四五六七八九十两百]+")
 _MOBILE = re.compile(r"1[3-9]\d{9}")
@@ -490,9 +491,7 @@ _NEGATING = ("不", "没", "不太", "不怎么", "不是很", "没那么", "冇
 def _asked_after(core: str, end: int) -> bool:
     """Whether `core` asks a question right at `end` (修好了吗, 好了没, 修好了没？说好昨天来的)."""
     rest = core[end:]
-    if rest[:1] == "了" and rest[1:2] in _ASKING:  # 有人来看过了吗
-        return True
-    if rest[:1] in _ASKING or rest in _ASKING_LAST:
+    if rest.removeprefix("了")[:1] in _ASKING or rest in _ASKING_LAST:  # 修好吗, 有人来看过了吗
         return True
     # Only after a 了 (修好了没, not 是我自己没交电费).
     return core[end - 1 : end] == "了" and rest.startswith(_ASKING_ON) and not rest.startswith(_NOT_ASKING_ON)
